@@ -1,0 +1,7 @@
+"""``python -m ovbackup``."""
+
+import sys
+
+from ovbackup.cli import main
+
+sys.exit(main())

@@ -1,0 +1,63 @@
+"""The command line: the one boundary where exceptions become a message on stderr and an exit code.
+
+Kept import-light: typer is imported here, everything that talks to the engine only when a command runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+# typer (>= 0.29, pinned) vendors click; its exceptions are the ones raised for bad flags.
+from typer import Abort
+from typer._click.exceptions import ClickException
+
+from ovbackup.errors import ExitCode, OvbackupError
+
+
+def _print_error(text: str) -> None:
+    sys.stderr.write(f"ovbackup: error: {text}\n")
+    sys.stderr.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return the exit status (the console script passes it to sys.exit)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    if debug:
+        logging.basicConfig(
+            level=logging.DEBUG, stream=sys.stderr, format="ovbackup: debug: %(name)s: %(message)s"
+        )
+    from typer.main import get_command
+
+    from ovbackup.cli.app import app
+
+    command = get_command(app)
+    try:
+        result = command.main(args=args, prog_name="ovbackup", standalone_mode=False)
+    except ClickException as e:
+        e.show()
+        return ExitCode.USAGE if e.exit_code == 2 else e.exit_code
+    except Abort:
+        _print_error("interrupted")
+        return ExitCode.INTERRUPTED
+    except OvbackupError as e:
+        if debug:
+            logging.getLogger("ovbackup").exception("failed")
+        _print_error(str(e))
+        return int(e.exit_code)
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (e.g. `| head`); nothing more to say
+        return ExitCode.ERROR
+    except Exception as e:
+        if debug:
+            raise
+        _print_error(f"unexpected {type(e).__name__}: {e} (run with --debug for details)")
+        return ExitCode.ERROR
+    if result == ExitCode.INTERRUPTED:
+        _print_error("interrupted")
+    return int(result) if isinstance(result, int) else ExitCode.OK

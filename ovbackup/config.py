@@ -1,0 +1,182 @@
+"""Settings, resolved in one place with one precedence: flag > environment > config section > default.
+
+The config file is INI. Its default location is ``$XDG_CONFIG_HOME/ovbackup.conf``, and when that does
+not exist ``ovirt-img.conf`` beside it, so a section written for ``ovirt-img`` (oVirt's own transfer CLI:
+``engine_url``, ``username``, ``password``, ``cafile``) works unchanged.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ovbackup.errors import ConfigError
+
+OUTPUTS = ("table", "json")
+DEFAULT_TIMEOUT = 60.0
+_TRUE = ("1", "yes", "true", "on")
+_FALSE = ("0", "no", "false", "off", "")
+
+
+@dataclass(frozen=True)
+class Flags:
+    """What the user typed; None means "not given" so lower layers may fill it in."""
+
+    engine_url: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    cafile: str | None = None
+    insecure: bool | None = None
+    config: str | None = None
+    config_file: str | None = None
+    output: str | None = None
+    timeout: float | None = None
+    headers: Sequence[str] = ()
+    query: Sequence[str] = ()
+    debug: bool = False
+    backup_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    engine_url: str | None
+    username: str | None
+    password: str | None = field(repr=False)
+    cafile: str | None
+    insecure: bool
+    output: str
+    timeout: float
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    debug: bool
+    backup_dir: str | None
+    config_file: str | None
+    config_name: str | None
+
+
+def default_config_file(env: Mapping[str, str]) -> Path:
+    base = Path(env.get("XDG_CONFIG_HOME") or Path(env.get("HOME", "~")).expanduser() / ".config")
+    own = base / "ovbackup.conf"
+    fallback = base / "ovirt-img.conf"
+    return own if own.exists() or not fallback.exists() else fallback
+
+
+def read_section(path: Path, name: str, *, explicit: bool) -> dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with path.open(encoding="utf-8") as f:
+            parser.read_file(f)
+    except FileNotFoundError:
+        where = "--config-file/OVBACKUP_CONFIG_FILE" if explicit else "the default location"
+        raise ConfigError(
+            f"config file {path} not found (from {where})", hint=f"create it with a [{name}] section"
+        ) from None
+    except (OSError, configparser.Error) as e:
+        raise ConfigError(f"cannot read config file {path}: {e}".splitlines()[0]) from None
+    if not parser.has_section(name):
+        known = ", ".join(parser.sections()) or "none"
+        raise ConfigError(f"no section [{name}] in {path} (sections: {known})")
+    return dict(parser.items(name))
+
+
+def _bool(value: str, what: str) -> bool:
+    if value.strip().lower() in _TRUE:
+        return True
+    if value.strip().lower() in _FALSE:
+        return False
+    raise ConfigError(f"{what} must be yes or no, not {value!r}")
+
+
+def _pairs(items: Sequence[str], sep: str, what: str, example: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in items:
+        name, found, value = item.partition(sep)
+        if not found or not name.strip():
+            raise ConfigError(f"bad {what} {item!r}", hint=f"expected {example}")
+        result[name.strip()] = value.strip()
+    return result
+
+
+def read_password_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            line = f.readline()
+    except OSError as e:
+        raise ConfigError(f"cannot read password file {path}: {e.strerror or e}") from None
+    password = line.rstrip("\r\n")
+    if not password:
+        raise ConfigError(f"password file {path} is empty")
+    return password
+
+
+def resolve(flags: Flags, env: Mapping[str, str] | None = None) -> Settings:
+    """Merge flags, environment, the config section and defaults into Settings.
+
+    The password is never a flag: it comes from ``--password-file``, then ``OVIRT_PASSWORD``, then the
+    section's ``password``; when all are missing the CLI may prompt (only on a TTY).
+    """
+    env = os.environ if env is None else env
+    name = flags.config or env.get("OVBACKUP_CONFIG") or None
+    file_flag = flags.config_file or env.get("OVBACKUP_CONFIG_FILE") or None
+    section: dict[str, str] = {}
+    config_path: Path | None = None
+    if name:
+        config_path = Path(file_flag).expanduser() if file_flag else default_config_file(env)
+        section = read_section(config_path, name, explicit=bool(file_flag))
+    elif file_flag:
+        raise ConfigError(
+            "--config-file given without a section", hint="pick one with -c/--config NAME or OVBACKUP_CONFIG"
+        )
+
+    def pick(flag: str | None, var: str, key: str) -> str | None:
+        for value in (flag, env.get(var), section.get(key)):
+            if value:
+                return value
+        return None
+
+    if flags.password_file:
+        password: str | None = read_password_file(flags.password_file)
+    else:
+        password = env.get("OVIRT_PASSWORD") or section.get("password") or None
+
+    if flags.insecure is not None:
+        insecure = flags.insecure
+    elif env.get("OVIRT_INSECURE"):
+        insecure = _bool(env["OVIRT_INSECURE"], "OVIRT_INSECURE")
+    elif "insecure" in section:
+        insecure = _bool(section["insecure"], f"insecure in [{name}]")
+    elif "secure" in section:  # the SDK examples' ovirt.conf spells it the other way round
+        insecure = not _bool(section["secure"], f"secure in [{name}]")
+    else:
+        insecure = False
+
+    output = (flags.output or env.get("OVBACKUP_OUTPUT") or "table").lower()
+    if output not in OUTPUTS:
+        raise ConfigError(f"unknown output format {output!r}", hint="use -o table or -o json")
+
+    timeout = flags.timeout if flags.timeout is not None else DEFAULT_TIMEOUT
+    if timeout <= 0:
+        raise ConfigError(f"--timeout must be positive, not {timeout:g}")
+
+    cafile = pick(flags.cafile, "OVIRT_CAFILE", "cafile")
+    if cafile and not insecure and not Path(cafile).expanduser().is_file():
+        raise ConfigError(f"CA file {cafile} not found", hint="--cafile / OVIRT_CAFILE / cafile")
+
+    return Settings(
+        engine_url=pick(flags.engine_url, "OVIRT_URL", "engine_url"),
+        username=pick(flags.username, "OVIRT_USERNAME", "username"),
+        password=password,
+        cafile=str(Path(cafile).expanduser()) if cafile else None,
+        insecure=insecure,
+        output=output,
+        timeout=timeout,
+        headers=_pairs(flags.headers, ":", "--header", "'Name: value'"),
+        query=_pairs(flags.query, "=", "--query", "name=value"),
+        debug=flags.debug,
+        backup_dir=pick(flags.backup_dir, "OVBACKUP_DIR", "backup_dir"),
+        config_file=str(config_path) if config_path else None,
+        config_name=name,
+    )

@@ -1,0 +1,134 @@
+"""The exception tree and the one exit-code table.
+
+Every failure ovbackup can report is an :class:`OvbackupError` carrying its exit code; exactly one place
+(``ovbackup.cli.main``) turns it into a one-line message on stderr and a process exit status, so cron
+jobs and CI steps can branch on the code without parsing text.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit statuses, documented in the README; never renumber."""
+
+    OK = 0
+    ERROR = 1  # unexpected error (a bug, or an engine answer we cannot understand)
+    USAGE = 2  # bad flags, missing or broken configuration
+    AUTH = 3  # SSO login refused, 401/403
+    NOT_FOUND = 4  # unknown VM, backup or checkpoint; HTTP 404
+    REFUSED = 5  # the engine refused the request (400/409 fault)
+    TIMEOUT = 6  # a request or a wait deadline expired
+    CONNECTION = 7  # engine unreachable, TLS failure, engine unavailable (502/503/504)
+    BACKUP_FAILED = 8  # the backup (or a transfer, or a verification) ended in failure
+    LOCKED = 9  # another ovbackup run holds the VM's lock
+    INTERRUPTED = 130  # Ctrl-C (SIGINT)
+    TERMINATED = 143  # SIGTERM
+
+
+class OvbackupError(Exception):
+    """Base of every error ovbackup reports to the user.
+
+    ``hint`` is an optional second sentence telling the user what to do about it.
+    """
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(OvbackupError):
+    exit_code = ExitCode.USAGE
+
+
+class AuthError(OvbackupError):
+    exit_code = ExitCode.AUTH
+
+
+class NotFoundError(OvbackupError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class EngineError(OvbackupError):
+    """The engine answered with an error status.
+
+    Carries the engine's own reason and detail so callers can recognise specific refusals (for example
+    "already exists" after a retried POST) without parsing the formatted message.
+    """
+
+    exit_code = ExitCode.ERROR
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        reason: str | None = None,
+        detail: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+
+
+class RefusedError(EngineError):
+    """A 400/409 fault: the engine understood the request and said no."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class EngineNotFoundError(EngineError, NotFoundError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class EngineAuthError(EngineError, AuthError):
+    exit_code = ExitCode.AUTH
+
+
+class EngineUnavailableError(EngineError):
+    exit_code = ExitCode.CONNECTION
+
+
+class ConnectError(OvbackupError):
+    """The engine could not be reached, or TLS failed."""
+
+    exit_code = ExitCode.CONNECTION
+
+
+class DeadlineError(OvbackupError):
+    """A request timed out, or a wait passed its deadline."""
+
+    exit_code = ExitCode.TIMEOUT
+
+
+class ResponseError(OvbackupError):
+    """The engine's reply was not what the API promises (malformed, hostile, wrong type)."""
+
+    exit_code = ExitCode.ERROR
+
+
+class BackupFailedError(OvbackupError):
+    exit_code = ExitCode.BACKUP_FAILED
+
+
+class LockedError(OvbackupError):
+    exit_code = ExitCode.LOCKED
+
+
+class Interrupted(OvbackupError):
+    """Raised in place of KeyboardInterrupt / SIGTERM once cleanup ran, to exit 130 / 143."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, message: str, *, exit_code: ExitCode = ExitCode.INTERRUPTED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -1,0 +1,73 @@
+"""One polling loop for every wait (backup phases, transfers): backoff, a deadline, an injectable clock.
+
+Tests replace ``clock``/``sleep`` (or the module-level defaults) so a ten-minute wait takes no real time.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from ovbackup.errors import DeadlineError
+
+T = TypeVar("T")
+
+#: module-level defaults, looked up at call time so tests can monkeypatch them.
+clock: Callable[[], float] = time.monotonic
+sleep: Callable[[float], None] = time.sleep
+
+INITIAL_INTERVAL = 1.0
+MAX_INTERVAL = 10.0
+FACTOR = 1.5
+
+
+def backoff(
+    initial: float = INITIAL_INTERVAL, cap: float = MAX_INTERVAL, factor: float = FACTOR
+) -> Iterator[float]:
+    """Yield poll intervals: start near one second (phases often change quickly), grow to a cap."""
+    interval = initial
+    while True:
+        yield interval
+        interval = min(cap, interval * factor)
+
+
+def wait_for(
+    fetch: Callable[[], T],
+    done: Callable[[T], bool],
+    *,
+    timeout: float | None,
+    what: str,
+    describe: Callable[[T], str] = str,
+    initial: float = INITIAL_INTERVAL,
+    cap: float = MAX_INTERVAL,
+    status_line: bool | None = None,
+) -> T:
+    """Call ``fetch`` until ``done(result)``; raise DeadlineError after ``timeout`` seconds.
+
+    On a TTY a live status line (``what``, the described state, elapsed time) is kept on stderr.
+    """
+    now = clock
+    start = now()
+    live = sys.stderr.isatty() if status_line is None else status_line
+    intervals = backoff(initial, cap)
+    try:
+        while True:
+            value = fetch()
+            elapsed = now() - start
+            if live:
+                sys.stderr.write(f"\r\033[K{what}: {describe(value)} ({elapsed:.0f} s)")
+                sys.stderr.flush()
+            if done(value):
+                return value
+            if timeout is not None and elapsed >= timeout:
+                raise DeadlineError(f"{what}: still {describe(value)} after {timeout:g} s")
+            pause = next(intervals)
+            if timeout is not None:
+                pause = max(0.0, min(pause, timeout - elapsed))
+            sleep(pause)
+    finally:
+        if live:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
