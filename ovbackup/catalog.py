@@ -1,0 +1,259 @@
+"""The local catalog of restore points: one directory per VM, one JSON manifest, written atomically.
+
+The engine forgets finished backups after ~15 minutes, so this manifest is the only lasting record of
+which files make up which restore point and which checkpoint the next incremental starts from. It is
+rewritten whole through a temp file, fsync and rename, so a crash leaves either the old or the new
+manifest, never half of one. Disk images are downloaded as ``*.partial`` and renamed only when
+complete; a partial file is never a backing file and the next run deletes it.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ovbackup.errors import ConfigError, LockedError
+
+MANIFEST = "catalog.json"
+LOCK = ".lock"
+PARTIAL = ".partial"
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Checksum:
+    algorithm: str
+    block_size: int
+    checksum: str
+
+
+@dataclass(frozen=True)
+class DiskRecord:
+    id: str
+    alias: str | None
+    mode: str  # full | incremental: how this disk was taken in this point
+    format: str  # qcow2 | raw: the local file's format
+    virtual_size: int | None
+    file: str  # relative to the VM directory
+    backing_file: str | None  # relative to the VM directory (qcow2 incrementals)
+    bytes_transferred: int = 0
+    seconds: float = 0.0
+    checksum: Checksum | None = None
+
+
+@dataclass(frozen=True)
+class RestorePoint:
+    name: str  # UTC timestamp, sorts like the files
+    backup_id: str
+    mode: str  # full | incremental
+    format: str
+    started: str
+    finished: str | None
+    from_checkpoint_id: str | None
+    to_checkpoint_id: str | None
+    engine_url: str
+    vm_id: str
+    vm_name: str
+    complete: bool = False
+    verified: bool | None = None
+    fallback: str | None = None
+    disks: tuple[DiskRecord, ...] = field(default_factory=tuple)
+
+    @property
+    def bytes_transferred(self) -> int:
+        return sum(d.bytes_transferred for d in self.disks)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["bytes_transferred"] = self.bytes_transferred
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RestorePoint:
+        data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        disks = []
+        for raw in data.get("disks", ()):
+            d = {k: v for k, v in raw.items() if k in DiskRecord.__dataclass_fields__}
+            checksum = d.get("checksum")
+            disks.append(DiskRecord(**{**d, "checksum": Checksum(**checksum) if checksum else None}))
+        return cls(**{**data, "disks": tuple(disks)})
+
+
+def utc_stamp(when: datetime | None = None) -> str:
+    """A name that sorts by time in ``ls``: 20261127T153000Z."""
+    return (when or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of a VM name or disk alias."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
+    return cleaned or "unnamed"
+
+
+def disk_file_name(point: str, disk_id: str, alias: str | None, mode: str, fmt: str) -> str:
+    """``{time}.{alias}.{disk-id}.{mode}.{ext}``: ls shows time order, the disk and the mode."""
+    return f"{point}.{safe_name(alias or 'disk')}.{disk_id}.{mode}.{fmt}"
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Catalog:
+    """The restore points of one VM under ``root/<vm name>/``."""
+
+    def __init__(self, root: Path, vm_name: str) -> None:
+        self.root = root
+        self.vm_name = vm_name
+        self.dir = root / safe_name(vm_name)
+        self.manifest = self.dir / MANIFEST
+
+    def exists(self) -> bool:
+        return self.manifest.exists()
+
+    def ensure(self, vm_id: str) -> None:
+        """Create the directory; refuse one that belongs to another VM of the same name."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"cannot create backup directory {self.dir}: {e.strerror}") from None
+        for point in self.points():
+            if point.vm_id != vm_id:
+                raise ConfigError(
+                    f"{self.dir} holds backups of another VM named {self.vm_name} (id {point.vm_id})",
+                    hint="use another --dir",
+                )
+
+    def points(self) -> list[RestorePoint]:
+        try:
+            raw = json.loads(self.manifest.read_bytes())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"cannot read catalog {self.manifest}: {e}") from None
+        if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
+            raise ConfigError(f"{self.manifest} is not an ovbackup catalog (schema {SCHEMA})")
+        try:
+            return [RestorePoint.from_json(p) for p in raw.get("points", [])]
+        except (TypeError, KeyError) as e:
+            raise ConfigError(f"catalog {self.manifest} is damaged: {e}") from None
+
+    def _save(self, points: list[RestorePoint]) -> None:
+        document = {
+            "schema": SCHEMA,
+            "vm_name": self.vm_name,
+            "points": [p.to_json() for p in sorted(points, key=lambda p: p.name)],
+        }
+        write_atomically(self.manifest, json.dumps(document, indent=2).encode() + b"\n")
+
+    def record(self, point: RestorePoint) -> None:
+        """Add or replace (by name) one restore point."""
+        points = [p for p in self.points() if p.name != point.name]
+        self._save([*points, point])
+
+    def complete_points(self) -> list[RestorePoint]:
+        return [p for p in self.points() if p.complete]
+
+    def newest_complete(self) -> RestorePoint | None:
+        complete = self.complete_points()
+        return complete[-1] if complete else None
+
+    def find(self, name: str | None) -> RestorePoint:
+        """A point by name, backup id or unique prefix; the newest complete one when None."""
+        points = self.points()
+        if name is None:
+            newest = self.newest_complete()
+            if newest is None:
+                raise ConfigError(f"no complete restore point in {self.dir}")
+            return newest
+        matches = [p for p in points if name in (p.name, p.backup_id)]
+        if not matches:
+            matches = [p for p in points if p.name.startswith(name) or p.backup_id.startswith(name)]
+        if len(matches) != 1:
+            what = "no" if not matches else "more than one"
+            raise ConfigError(f"{what} restore point matches {name!r} in {self.dir}")
+        return matches[0]
+
+    def previous_file(self, disk_id: str, before: str | None = None) -> DiskRecord | None:
+        """The newest complete file of ``disk_id``: the backing file of its next incremental."""
+        for point in reversed(self.complete_points()):
+            if before is not None and point.name >= before:
+                continue
+            for disk in point.disks:
+                if disk.id == disk_id:
+                    return disk
+        return None
+
+    def chain(self, disk: DiskRecord) -> list[DiskRecord]:
+        """``disk`` and its backing files, newest first, as recorded."""
+        by_file = {d.file: d for p in self.points() for d in p.disks}
+        result = [disk]
+        while result[-1].backing_file:
+            parent = by_file.get(str(result[-1].backing_file))
+            if parent is None:
+                break
+            result.append(parent)
+        return result
+
+    def remove_partials(self) -> list[Path]:
+        removed = []
+        for path in self.dir.glob(f"*{PARTIAL}"):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        return removed
+
+    @contextmanager
+    def lock(self, wait: float = 0.0, *, poll: float = 0.2) -> Iterator[None]:
+        """Hold the VM's lock (flock: released by the kernel if the holder dies, so never stale)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as e:
+                    if e.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+                        raise LockedError(
+                            f"another ovbackup run holds the lock of VM {self.vm_name} "
+                            f"({self.dir / LOCK}{', pid ' + holder if holder else ''})",
+                            hint="wait for it, or pass --lock-wait SECONDS",
+                        ) from None
+                    time.sleep(poll)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(fd)
+
+
+def mark(point: RestorePoint, **changes: Any) -> RestorePoint:
+    return replace(point, **changes)
