@@ -48,7 +48,8 @@ class DiskRecord:
     backing_file: str | None  # relative to the VM directory (qcow2 incrementals)
     bytes_transferred: int = 0
     seconds: float = 0.0
-    checksum: Checksum | None = None
+    file_hash: str | None = None  # blake2b of the file as written, for offline `verify`
+    checksum: Checksum | None = None  # imageio's checksum of the image, when checked with --verify
 
 
 @dataclass(frozen=True)

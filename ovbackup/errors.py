@@ -98,6 +98,12 @@ class EngineUnavailableError(EngineError):
     exit_code = ExitCode.CONNECTION
 
 
+class StateError(OvbackupError):
+    """The resource is not in a state that allows the request (e.g. downloading a backup not ready)."""
+
+    exit_code = ExitCode.REFUSED
+
+
 class ConnectError(OvbackupError):
     """The engine could not be reached, or TLS failed."""
 
@@ -122,6 +128,10 @@ class BackupFailedError(OvbackupError):
 
 class LockedError(OvbackupError):
     exit_code = ExitCode.LOCKED
+
+
+class Terminated(BaseException):
+    """Raised by ovbackup's SIGTERM handler so cleanup runs exactly as for Ctrl-C."""
 
 
 class Interrupted(OvbackupError):

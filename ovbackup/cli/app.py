@@ -235,9 +235,10 @@ def note(text: str) -> None:
 
 
 def _register() -> None:
-    from ovbackup.cli import backups, checkpoints, vms
+    from ovbackup.cli import backups, checkpoints, data, vms
 
     backups.register(app)
+    data.register(app)
     checkpoints.register(app)
     vms.register(app)
 

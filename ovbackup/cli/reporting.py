@@ -1,0 +1,104 @@
+"""How the data commands talk to the person: progress bars on a terminal, one line per disk otherwise.
+
+All of it goes to stderr; stdout keeps the result document.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+from ovbackup.catalog import DiskRecord
+from ovbackup.model import Disk
+from ovbackup.render import human_size
+
+
+class LineReporter:
+    """For cron and CI logs: a line when a disk starts and when it finishes, nothing in between."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def _say(self, text: str) -> None:
+        with self._lock:
+            sys.stderr.write(f"ovbackup: {text}\n")
+            sys.stderr.flush()
+
+    def note(self, text: str) -> None:
+        self._say(text)
+
+    def disk_started(self, disk: Disk, mode: str, data_bytes: int, size: int) -> None:
+        self._say(f"disk {disk.name or disk.id}: {mode}, {human_size(data_bytes)} to download")
+
+    def disk_progress(self, disk_id: str, done: int, size: int | None) -> None:
+        pass
+
+    def disk_finished(self, record: DiskRecord) -> None:
+        rate = record.bytes_transferred / record.seconds if record.seconds else 0
+        self._say(
+            f"disk {record.alias or record.id}: {human_size(record.bytes_transferred)} in "
+            f"{record.seconds:.1f} s ({human_size(int(rate))}/s) → {record.file}"
+        )
+
+
+class BarReporter(LineReporter):
+    """On a terminal: a rich progress bar per disk (bytes, rate, ETA) and an overall one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            transient=False,
+        )
+        self.tasks: dict[str, Any] = {}
+        self.total = self.progress.add_task("all disks", total=0)
+        self.progress.start()
+
+    def note(self, text: str) -> None:
+        self.progress.console.print(f"ovbackup: {text}", markup=False, highlight=False)
+
+    def disk_started(self, disk: Disk, mode: str, data_bytes: int, size: int) -> None:
+        with self._lock:
+            self.tasks[disk.id] = self.progress.add_task(f"{disk.name or disk.id} ({mode})", total=size)
+            total = self.progress.tasks[self.total].total or 0
+            self.progress.update(self.total, total=total + size)
+
+    def disk_progress(self, disk_id: str, done: int, size: int | None) -> None:
+        with self._lock:
+            task = self.tasks.get(disk_id)
+            if task is None:
+                return
+            before = self.progress.tasks[task].completed
+            self.progress.update(task, completed=done)
+            self.progress.advance(self.total, done - before)
+
+    def disk_finished(self, record: DiskRecord) -> None:
+        self.note(f"disk {record.alias or record.id} done → {record.file}")
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def make_reporter() -> LineReporter:
+    return BarReporter() if sys.stderr.isatty() else LineReporter()
+
+
+def close_reporter(reporter: LineReporter) -> None:
+    if isinstance(reporter, BarReporter):
+        reporter.close()

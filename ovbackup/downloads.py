@@ -1,0 +1,372 @@
+"""Download a ready backup's disks into the catalog: one image transfer per disk, disks in parallel.
+
+Per disk: create the transfer, wait for ``transferring``, read the extents (bytes to fetch, checked
+against free space before any byte moves), download into ``*.partial``, optionally compare imageio's
+checksum with the local image's, finalize the transfer, then rename the file into place. Any failure
+cancels every transfer still open before the error propagates, so the caller can finalize the backup
+(the engine refuses that while a transfer is open).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import os
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+from ovbackup import polling
+from ovbackup.catalog import (
+    PARTIAL,
+    Catalog,
+    Checksum,
+    DiskRecord,
+    RestorePoint,
+    disk_file_name,
+    fsync_dir,
+    utc_stamp,
+)
+from ovbackup.errors import ConfigError, NotFoundError, OvbackupError
+from ovbackup.model import Backup, Disk, DiskBackupMode, ImageTransfer, ImageTransferPhase
+from ovbackup.services import ImageTransfersService
+from ovbackup.transfer import (
+    ImageioSession,
+    Progress,
+    TransferError,
+    commit_overlay,
+    copy_sparse,
+    download,
+    file_hash,
+    image_checksum,
+)
+
+TRANSFERRING = ImageTransferPhase.TRANSFERRING
+_WAITING = (ImageTransferPhase.INITIALIZING, ImageTransferPhase.RESUMING, ImageTransferPhase.UNKNOWN)
+_FINISHED_OK = (ImageTransferPhase.FINISHED_SUCCESS,)
+_FINALIZING = (ImageTransferPhase.FINALIZING_SUCCESS, ImageTransferPhase.TRANSFERRING)
+
+
+class Reporter(Protocol):
+    """What the data plane tells the person watching (the CLI draws it; tests record it)."""
+
+    def note(self, text: str) -> None: ...
+    def disk_started(self, disk: Disk, mode: str, data_bytes: int, size: int) -> None: ...
+    def disk_progress(self, disk_id: str, done: int, size: int | None) -> None: ...
+    def disk_finished(self, record: DiskRecord) -> None: ...
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    fmt: str = "qcow2"  # qcow2 | raw
+    verify: bool = False
+    max_workers: int = 4
+    parallel_disks: int = 4
+    inactivity_timeout: int = 300
+    transfer_timeout: float = 300.0  # waiting for transferring / finished
+    cafile: str | None = None
+    secure: bool = True
+    space_margin: int = 64 * 1024 * 1024
+
+
+class SpaceError(ConfigError):
+    """Not enough free space in the backup directory for the data to transfer."""
+
+
+class _Transfers:
+    """Open transfers, so a failure anywhere can cancel them all before the backup is finalized."""
+
+    def __init__(self, service: ImageTransfersService) -> None:
+        self.service = service
+        self.open: dict[str, ImageTransfer] = {}
+        self.lock = threading.Lock()
+        self.reserved = 0  # bytes promised to downloads in flight (free-space accounting)
+        self.stopping = threading.Event()
+
+    def add(self, transfer: ImageTransfer) -> None:
+        with self.lock:
+            self.open[str(transfer.id)] = transfer
+
+    def closed(self, transfer_id: str) -> None:
+        with self.lock:
+            self.open.pop(transfer_id, None)
+
+    def cancel_all(self, reporter: Reporter) -> None:
+        with self.lock:
+            pending = list(self.open)
+            self.open.clear()
+        for transfer_id in pending:
+            try:
+                self.service.image_transfer_service(transfer_id).cancel()
+                reporter.note(f"cancelled image transfer {transfer_id}")
+            except OvbackupError as e:
+                reporter.note(f"could not cancel image transfer {transfer_id}: {e}")
+
+
+def _wait_transfer(service: ImageTransfersService, transfer_id: str, timeout: float) -> ImageTransfer:
+    def ready(t: ImageTransfer) -> bool:
+        if t.phase == TRANSFERRING:
+            return True
+        if t.phase in _WAITING or t.phase is None:
+            return False
+        raise TransferError(f"image transfer {transfer_id} is {t.phase.value}, not transferring")
+
+    return polling.wait_for(
+        service.image_transfer_service(transfer_id).get,
+        ready,
+        timeout=timeout,
+        what=f"image transfer {transfer_id}",
+        describe=lambda t: t.phase.value if t.phase else "unknown",
+        initial=0.25,
+        cap=2.0,
+        status_line=False,
+    )
+
+
+def _finalize_transfer(service: ImageTransfersService, transfer_id: str, timeout: float) -> None:
+    ts = service.image_transfer_service(transfer_id)
+    ts.finalize()
+
+    def finished(t: ImageTransfer) -> bool:
+        if t.phase in _FINISHED_OK:
+            return True
+        if t.phase in _FINALIZING or t.phase is None:
+            return False
+        raise TransferError(f"image transfer {transfer_id} ended {t.phase.value}")
+
+    with contextlib.suppress(NotFoundError):  # engines before 4.4.7 delete it at once
+        polling.wait_for(
+            ts.get,
+            finished,
+            timeout=timeout,
+            what=f"image transfer {transfer_id}",
+            initial=0.25,
+            cap=2.0,
+            status_line=False,
+        )
+
+
+def _reserve(transfers: _Transfers, directory: Path, needed: int, margin: int) -> None:
+    with transfers.lock:
+        free = shutil.disk_usage(directory).free - transfers.reserved
+        if needed + margin > free:
+            raise SpaceError(
+                f"not enough space in {directory}: {needed} bytes to download, {max(free, 0)} free",
+                hint="free some space or use another --dir",
+            )
+        transfers.reserved += needed
+
+
+def _release(transfers: _Transfers, amount: int) -> None:
+    with transfers.lock:
+        transfers.reserved -= amount
+
+
+def _download_disk(
+    disk: Disk,
+    *,
+    backup_id: str,
+    point: str,
+    catalog: Catalog,
+    transfers: _Transfers,
+    opts: DownloadOptions,
+    reporter: Reporter,
+    fallbacks: list[str],
+) -> DiskRecord:
+    if transfers.stopping.is_set():
+        raise TransferError("stopped before this disk started")
+    started = time.monotonic()
+    transfer = transfers.service.add_backup_download(
+        disk_id=disk.id, backup_id=backup_id, inactivity_timeout=opts.inactivity_timeout
+    )
+    transfer_id = str(transfer.id)
+    transfers.add(transfer)
+    transfer = _wait_transfer(transfers.service, transfer_id, opts.transfer_timeout)
+    url = transfer.transfer_url or transfer.proxy_url
+    if not url:
+        raise TransferError(f"image transfer {transfer_id} has neither transfer_url nor proxy_url")
+    proxy = transfer.proxy_url if transfer.transfer_url else None
+
+    incremental = disk.backup_mode == DiskBackupMode.INCREMENTAL
+    previous = catalog.previous_file(disk.id) if incremental else None
+    if incremental and (previous is None or not (catalog.dir / previous.file).exists()):
+        # Never an incremental on top of a missing parent: take this disk in full instead.
+        fallbacks.append(f"disk {disk.name or disk.id}: no complete previous file, taken in full")
+        reporter.note(f"warning: {fallbacks[-1]}")
+        incremental, previous = False, None
+    if incremental and previous is not None and previous.format != opts.fmt:
+        fallbacks.append(f"disk {disk.name or disk.id}: previous file is {previous.format}, taken in full")
+        reporter.note(f"warning: {fallbacks[-1]}")
+        incremental, previous = False, None
+    mode = "incremental" if incremental else "full"
+
+    session = ImageioSession(url, cafile=opts.cafile, secure=opts.secure)
+    try:
+        extents = session.extents(incremental=incremental)
+        _reserve(transfers, catalog.dir, extents.data, opts.space_margin)
+        final = catalog.dir / disk_file_name(point, disk.id, disk.name, mode, opts.fmt)
+        partial = final.with_name(final.name + PARTIAL)
+        reporter.disk_started(disk, mode, extents.data, extents.size)
+        progress = Progress(lambda done, size: reporter.disk_progress(disk.id, done, size))
+        try:
+            _fetch(url, proxy, partial, previous, catalog, opts, incremental, progress)
+        finally:
+            _release(transfers, extents.data)
+        checksum = None
+        if opts.verify:
+            remote = session.checksum()
+            local = image_checksum(
+                partial, algorithm=str(remote["algorithm"]), block_size=int(remote["block_size"])
+            )
+            if local != remote["checksum"]:
+                raise TransferError(
+                    f"disk {disk.name or disk.id}: checksum mismatch (imageio {remote['checksum'][:16]}…, "
+                    f"local {local[:16]}…)"
+                )
+            checksum = Checksum(str(remote["algorithm"]), int(remote["block_size"]), local)
+    finally:
+        session.close()
+    _finalize_transfer(transfers.service, transfer_id, opts.transfer_timeout)
+    transfers.closed(transfer_id)
+    with open(partial, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(partial, final)
+    fsync_dir(catalog.dir)
+    record = DiskRecord(
+        id=disk.id,
+        alias=disk.name,
+        mode=mode,
+        format=opts.fmt,
+        virtual_size=extents.size,
+        file=final.name,
+        backing_file=previous.file if (previous and opts.fmt == "qcow2") else None,
+        bytes_transferred=extents.data,
+        seconds=round(time.monotonic() - started, 3),
+        file_hash=file_hash(final),
+        checksum=checksum,
+    )
+    reporter.disk_finished(record)
+    return record
+
+
+def _fetch(
+    url: str,
+    proxy: str | None,
+    partial: Path,
+    previous: DiskRecord | None,
+    catalog: Catalog,
+    opts: DownloadOptions,
+    incremental: bool,
+    progress: Progress,
+) -> None:
+    def get(dest: Path, fmt: str, incremental: bool, backing: str | None, backing_fmt: str | None) -> None:
+        download(
+            url,
+            dest,
+            proxy_url=proxy,
+            cafile=opts.cafile,
+            secure=opts.secure,
+            incremental=incremental,
+            backing_file=backing,
+            backing_format=backing_fmt,
+            fmt=fmt,
+            max_workers=opts.max_workers,
+            progress=progress,
+        )
+
+    if opts.fmt == "qcow2":
+        # The backing file is named relative to the image, so the catalog directory can be moved.
+        get(
+            partial,
+            "qcow2",
+            incremental,
+            previous.file if previous else None,
+            previous.format if previous else None,
+        )
+        return
+    if not incremental or previous is None:
+        get(partial, "raw", False, None, None)
+        return
+    # raw incremental: apply the dirty extents to a (reflinked) copy of the previous raw image.
+    copy_sparse(catalog.dir / previous.file, partial)
+    overlay = partial.with_name(partial.name.removesuffix(PARTIAL) + ".overlay" + PARTIAL)
+    try:
+        get(overlay, "qcow2", True, str(partial), "raw")
+        commit_overlay(overlay)
+    finally:
+        overlay.unlink(missing_ok=True)
+
+
+def download_backup(
+    transfers_service: ImageTransfersService,
+    backup: Backup,
+    disks: Sequence[Disk],
+    catalog: Catalog,
+    point: RestorePoint,
+    opts: DownloadOptions,
+    reporter: Reporter,
+) -> RestorePoint:
+    """Download every disk (``parallel_disks`` at a time); returns the point with its disk records.
+
+    On any failure or interruption, every open transfer is cancelled before the exception propagates.
+    """
+    transfers = _Transfers(transfers_service)
+    fallbacks: list[str] = []
+    pool = cf.ThreadPoolExecutor(max_workers=max(1, opts.parallel_disks), thread_name_prefix="disk")
+    futures = [
+        pool.submit(
+            _download_disk,
+            disk,
+            backup_id=str(backup.id),
+            point=point.name,
+            catalog=catalog,
+            transfers=transfers,
+            opts=opts,
+            reporter=reporter,
+            fallbacks=fallbacks,
+        )
+        for disk in disks
+    ]
+    try:
+        records = [f.result() for f in futures]  # first failure raises here
+    except BaseException:
+        transfers.stopping.set()
+        for f in futures:
+            f.cancel()
+        transfers.cancel_all(reporter)  # running downloads fail fast once their ticket is gone
+        cf.wait(futures, timeout=60)
+        transfers.cancel_all(reporter)  # transfers created while we were cancelling
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    fallback = "; ".join(fallbacks) if fallbacks else point.fallback
+    return replace(point, disks=tuple(records), fallback=fallback)
+
+
+def new_point(
+    *,
+    backup: Backup,
+    vm_id: str,
+    vm_name: str,
+    engine_url: str,
+    fmt: str,
+    fallback: str | None,
+) -> RestorePoint:
+    return RestorePoint(
+        name=utc_stamp(),
+        backup_id=str(backup.id),
+        mode="incremental" if backup.from_checkpoint_id else "full",
+        format=fmt,
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        finished=None,
+        from_checkpoint_id=backup.from_checkpoint_id,
+        to_checkpoint_id=backup.to_checkpoint_id,
+        engine_url=engine_url,
+        vm_id=vm_id,
+        vm_name=vm_name,
+        fallback=fallback,
+    )
