@@ -164,6 +164,7 @@ class Catalog:
             raise ConfigError(f"catalog {self.manifest} is damaged: {e}") from None
 
     def _save(self, points: list[RestorePoint]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
         document = {
             "schema": SCHEMA,
             "vm_name": self.vm_name,

@@ -1,0 +1,46 @@
+"""The one polling loop: backoff, deadline, fake clock (no real waiting)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ovbackup import polling
+from ovbackup.errors import DeadlineError
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    t = FakeTime()
+    monkeypatch.setattr(polling, "clock", t.clock)
+    monkeypatch.setattr(polling, "sleep", t.sleep)
+    return t
+
+
+def test_backoff_starts_near_a_second_and_is_capped(fake: FakeTime) -> None:
+    values = iter(range(100))
+    result = polling.wait_for(
+        lambda: next(values), lambda v: v == 8, timeout=None, what="x", status_line=False
+    )
+    assert result == 8
+    assert fake.sleeps[0] == 1.0
+    assert max(fake.sleeps) == 10.0
+    assert fake.sleeps == sorted(fake.sleeps)
+
+
+def test_deadline_raises_with_the_last_state(fake: FakeTime) -> None:
+    with pytest.raises(DeadlineError, match="still starting after 30 s"):
+        polling.wait_for(lambda: "starting", lambda v: False, timeout=30, what="backup b", status_line=False)
+    assert fake.now == pytest.approx(30)  # the last sleep is trimmed to the deadline

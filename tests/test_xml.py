@@ -1,0 +1,156 @@
+"""The model layer reads what the engine sends, refuses hostile XML fast, and writes bodies the SDK reads."""
+
+from __future__ import annotations
+
+import resource
+import time
+from datetime import timedelta
+
+import ovirtsdk4.types as types
+import pytest
+from ovirtsdk4.reader import Reader
+
+from ovbackup import xml
+from ovbackup.errors import ResponseError
+from ovbackup.model import Backup, BackupPhase, Disk, DiskBackupMode
+
+ENGINE_BACKUP = b"""<backup href="/ovirt-engine/api/vms/V/backups/B" id="B">
+  <actions><link href="/ovirt-engine/api/vms/V/backups/B/finalize" rel="finalize"/></actions>
+  <link href="/ovirt-engine/api/vms/V/backups/B/disks" rel="disks"/>
+  <creation_date>2022-03-21T06:29:02.650-04:00</creation_date>
+  <modification_date>2022-03-21T10:29:05Z</modification_date>
+  <from_checkpoint_id>C0</from_checkpoint_id><to_checkpoint_id>C1</to_checkpoint_id>
+  <phase>ready</phase><host href="/ovirt-engine/api/hosts/H" id="H"/><vm href="/ovirt-engine/api/vms/V" id="V"/>
+</backup>"""
+
+
+def test_engine_backup_is_read_like_the_sdk_reads_it() -> None:
+    ours = xml.parse_one(ENGINE_BACKUP, "backup", xml.backup_from)
+    sdk = Reader.read(ENGINE_BACKUP)
+    assert ours.id == sdk.id == "B"
+    assert ours.phase == BackupPhase.READY and sdk.phase == types.BackupPhase.READY
+    assert ours.creation_date == sdk.creation_date
+    assert ours.creation_date is not None and ours.creation_date.utcoffset() == timedelta(hours=-4)
+    assert ours.modification_date is not None and ours.modification_date.utcoffset() == timedelta(0)
+    assert (ours.from_checkpoint_id, ours.to_checkpoint_id) == ("C0", "C1")
+    assert (ours.vm_id, ours.host_id, ours.snapshot_id) == ("V", "H", None)
+    assert ours.disks is None  # only a link: not inlined
+
+
+def test_status_is_read_when_phase_is_absent_but_phase_wins() -> None:
+    seed_example = b'<backup id="b1"><status>initializing</status></backup>'
+    assert xml.parse_one(seed_example, "backup", xml.backup_from).phase == BackupPhase.INITIALIZING
+    both = b'<backup id="b1"><phase>starting</phase><status>ready</status></backup>'
+    assert xml.parse_one(both, "backup", xml.backup_from).phase == BackupPhase.STARTING
+
+
+def test_unknown_phase_becomes_none_like_the_sdk() -> None:
+    data = b'<backup id="b1"><phase>bogus</phase></backup>'
+    assert xml.parse_one(data, "backup", xml.backup_from).phase is None
+    assert Reader.read(data).phase is None
+
+
+def test_inlined_disks_and_empty_collection() -> None:
+    data = (
+        b'<backups><backup id="b"><disks><disk id="d1"><alias>os</alias><format>cow</format>'
+        b"<backup_mode>incremental</backup_mode><provisioned_size>1024</provisioned_size></disk>"
+        b"</disks></backup></backups>"
+    )
+    (backup,) = xml.parse_many(data, "backup", xml.backup_from)
+    assert backup.disks == (
+        Disk(
+            id="d1",
+            name="os",
+            format=xml.DiskFormat.COW,
+            backup_mode=DiskBackupMode.INCREMENTAL,
+            provisioned_size=1024,
+        ),
+    )
+    assert xml.parse_many(b"<backups/>", "backup", xml.backup_from) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2022-03-21T06:29:02Z",
+        "2022-03-21T06:29:02.6+02:00",
+        "2022-03-21T06:29:02.123456789-0430",
+        "2022-03-21T06:29:02",
+    ],
+)
+def test_dates_are_timezone_aware(text: str) -> None:
+    assert xml.parse_datetime(text).tzinfo is not None
+
+
+def test_bad_date_is_a_response_error() -> None:
+    with pytest.raises(ResponseError):
+        xml.parse_datetime("yesterday")
+
+
+def test_malformed_xml_is_a_clear_error() -> None:
+    with pytest.raises(ResponseError, match="malformed XML"):
+        xml.parse_document(b"<backups><backup id='x'>", "backups")
+
+
+def test_wrong_root_is_refused() -> None:
+    with pytest.raises(ResponseError, match="<vm> where <backups> was expected"):
+        xml.parse_document(b"<vm id='x'/>", "backups")
+
+
+BOMB = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+<!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">]>
+<backups><backup id="x"><description>&lol9;</description></backup></backups>"""
+
+EXTERNAL = b"""<?xml version="1.0"?>
+<!DOCTYPE backups [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<backups><backup id="x"><description>&xxe;</description></backup></backups>"""
+
+
+@pytest.mark.parametrize("body", [BOMB, EXTERNAL], ids=["entity-bomb", "external-entity"])
+def test_hostile_xml_is_refused_fast_and_small(body: bytes) -> None:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with pytest.raises(ResponseError, match="hostile XML"):
+        xml.parse_many(body, "backup", xml.backup_from)
+    elapsed = time.perf_counter() - started
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    # Not a timing target: a refusal that expanded entities would take seconds and hundreds of MiB.
+    assert elapsed < 1.0 and grown_kib < 10_000
+
+
+def test_fault_reader_tolerates_non_xml() -> None:
+    assert xml.parse_fault(b"") is None
+    assert xml.parse_fault(b"<html><body>401</body></html>") is None
+    fault = xml.parse_fault(b"<fault><reason>Operation Failed</reason><detail>[x]</detail></fault>")
+    assert fault is not None and fault.reason == "Operation Failed" and fault.detail == "[x]"
+    wrapped = xml.parse_fault(b"<action><status>failed</status><fault><reason>R</reason></fault></action>")
+    assert wrapped is not None and wrapped.reason == "R"
+
+
+def test_backup_body_is_readable_by_the_sdk() -> None:
+    body = xml.build_backup(
+        Backup(
+            id="b-1",
+            from_checkpoint_id="c-0",
+            description="nightly <&>",
+            disks=(Disk(id="d1"), Disk(id="d2")),
+        )
+    )
+    sdk = Reader.read(body)
+    assert isinstance(sdk, types.Backup)
+    assert sdk.id == "b-1" and sdk.from_checkpoint_id == "c-0" and sdk.description == "nightly <&>"
+    assert [d.id for d in sdk.disks] == ["d1", "d2"]
+
+
+def test_image_transfer_body_is_readable_by_the_sdk() -> None:
+    body = xml.build_image_transfer(disk_id="d1", backup_id="b1", inactivity_timeout=120)
+    sdk = Reader.read(body)
+    assert isinstance(sdk, types.ImageTransfer)
+    assert sdk.direction == types.ImageTransferDirection.DOWNLOAD
+    assert sdk.format == types.DiskFormat.RAW
+    assert sdk.timeout_policy == types.ImageTransferTimeoutPolicy.CANCEL
+    assert (sdk.disk.id, sdk.backup.id, sdk.inactivity_timeout) == ("d1", "b1", 120)
+    assert isinstance(Reader.read(xml.build_action()), types.Action)
