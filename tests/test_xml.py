@@ -20,7 +20,8 @@ ENGINE_BACKUP = b"""<backup href="/ovirt-engine/api/vms/V/backups/B" id="B">
   <creation_date>2022-03-21T06:29:02.650-04:00</creation_date>
   <modification_date>2022-03-21T10:29:05Z</modification_date>
   <from_checkpoint_id>C0</from_checkpoint_id><to_checkpoint_id>C1</to_checkpoint_id>
-  <phase>ready</phase><host href="/ovirt-engine/api/hosts/H" id="H"/><vm href="/ovirt-engine/api/vms/V" id="V"/>
+  <phase>ready</phase><host href="/ovirt-engine/api/hosts/H" id="H"/>
+  <vm href="/ovirt-engine/api/vms/V" id="V"/>
 </backup>"""
 
 
