@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import resource
-import time
 from datetime import timedelta
 
 import ovirtsdk4.types as types
@@ -112,14 +111,11 @@ EXTERNAL = b"""<?xml version="1.0"?>
 
 @pytest.mark.parametrize("body", [BOMB, EXTERNAL], ids=["entity-bomb", "external-entity"])
 def test_hostile_xml_is_refused_fast_and_small(body: bytes) -> None:
+    # Refused at the DOCTYPE, before any entity is expanded or any file opened (DTDForbidden).
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.perf_counter()
-    with pytest.raises(ResponseError, match="hostile XML"):
+    with pytest.raises(ResponseError, match=r"hostile XML response from the engine \(DTDForbidden\)"):
         xml.parse_many(body, "backup", xml.backup_from)
-    elapsed = time.perf_counter() - started
-    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    # Not a timing target: a refusal that expanded entities would take seconds and hundreds of MiB.
-    assert elapsed < 1.0 and grown_kib < 10_000
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 10_000  # KiB
 
 
 def test_fault_reader_tolerates_non_xml() -> None:

@@ -1,0 +1,124 @@
+"""The engine's entities and refusals: plain data, no rules (those are in state.py).
+
+Ids are uuid4 strings, phases and states the lower-case wire values (``"ready"``, ``"invalid"``),
+so tests can compare them with what a client printed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+GIB = 1024**3
+TERMINAL = frozenset({"succeeded", "failed"})
+
+
+class ApiError(Exception):
+    """An engine refusal: an HTTP status and a ``<fault>``, or an empty body when ``reason`` is None."""
+
+    def __init__(self, status: int, reason: str | None = None, detail: str | None = None) -> None:
+        super().__init__(f"{status} {reason}: {detail}")
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+
+
+def not_found() -> ApiError:
+    """GET/finalize/DELETE of a missing entity: 404 with an EMPTY body (ovirt-api.md §5.1)."""
+    return ApiError(404)
+
+
+def failed(status: int, message: str) -> ApiError:
+    """A validation failure: reason ``Operation Failed``, detail printed as a Java list ``[...]``."""
+    return ApiError(status, "Operation Failed", f"[{message}]")
+
+
+def check_guid(value: str) -> str:
+    """Ids in request bodies must be UUIDs, else the engine's MalformedIdExceptionMapper answers 400."""
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise ApiError(400, "Operation failed", f"Invalid UUID string: {value}") from None
+    return value
+
+
+@dataclass
+class DiskSpec:
+    """What a test asks for when it creates a VM disk; ``id`` defaults to a fresh uuid4."""
+
+    alias: str
+    format: str = "cow"
+    backup: str = "incremental"
+    provisioned_size: int = GIB
+    actual_size: int | None = None
+    id: str | None = None
+
+
+@dataclass(eq=False)
+class Disk:
+    """A disk image attached to exactly one VM."""
+
+    id: str
+    alias: str
+    format: str
+    backup: str
+    provisioned_size: int
+    actual_size: int
+    vm_id: str
+
+
+@dataclass(eq=False)
+class Vm:
+    """A VM; ``status`` decides live (up) vs cold (down) backup or a 409 refusal (anything else)."""
+
+    id: str
+    name: str
+    status: str
+    host_id: str
+    disks: list[Disk] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Backup:
+    """One backup; ``phase`` is the API phase after the last ``settle()``."""
+
+    id: str
+    vm_id: str
+    disks: list[Disk]
+    modes: dict[str, str]
+    live: bool
+    created: float
+    phase: str
+    phase_since: float
+    from_checkpoint_id: str | None = None
+    to_checkpoint_id: str | None = None
+    description: str | None = None
+    host_id: str | None = None
+    query: dict[str, list[str]] = field(default_factory=dict)
+    doomed: bool = False
+    premature: bool = False
+
+    @property
+    def require_consistency(self) -> str | None:
+        """The raw ``require_consistency`` query value the client sent (recorded, not acted on)."""
+        values = self.query.get("require_consistency")
+        return values[0] if values else None
+
+    @property
+    def use_active(self) -> str | None:
+        """The raw ``use_active`` query value (the engine ignores it, ovirt-api.md §3)."""
+        values = self.query.get("use_active")
+        return values[0] if values else None
+
+
+@dataclass(eq=False)
+class Checkpoint:
+    """A checkpoint in the VM's chain; ``disk_ids`` are the qcow2 disks it covers."""
+
+    id: str
+    vm_id: str
+    parent_id: str | None
+    created: float
+    state: str = "created"
+    description: str | None = None
+    disk_ids: list[str] = field(default_factory=list)
