@@ -5,7 +5,7 @@ Kept import-light: typer is imported here, everything that talks to the engine o
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -14,6 +14,10 @@ from typer import Abort
 from typer._click.exceptions import ClickException
 
 from ovbackup.errors import ExitCode, OvbackupError
+
+PROG_NAME = "ovbackup"
+# The variable the completion scripts in completions/ set to ask for completions instead of a run.
+COMPLETE_VAR = "_OVBACKUP_COMPLETE"
 
 
 def _print_error(text: str) -> None:
@@ -26,16 +30,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if debug:
+        import logging  # here, not at the top: ~3 ms on every run, --help and TAB included
+
         logging.basicConfig(
             level=logging.DEBUG, stream=sys.stderr, format="ovbackup: debug: %(name)s: %(message)s"
         )
+    if os.environ.get(COMPLETE_VAR):
+        # add_completion=False keeps --install-completion out of the help, and with it typer's call to
+        # completion_init(), which registers the bash/zsh/fish handlers this request needs.
+        from typer._completion_classes import completion_init
+
+        completion_init()
     from typer.main import get_command
 
     from ovbackup.cli.app import app
 
     command = get_command(app)
     try:
-        result = command.main(args=args, prog_name="ovbackup", standalone_mode=False)
+        from ovbackup.cli.coercion import defer_coercion
+    except ImportError:  # typer's internals moved: run as typer would, only slower to start
+        pass
+    else:
+        defer_coercion()
+    try:
+        result = command.main(
+            args=args, prog_name=PROG_NAME, complete_var=COMPLETE_VAR, standalone_mode=False
+        )
     except ClickException as e:
         e.show()
         return ExitCode.USAGE if e.exit_code == 2 else e.exit_code
@@ -44,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
     except OvbackupError as e:
         if debug:
+            import logging
+
             logging.getLogger("ovbackup").exception("failed")
         _print_error(str(e))
         return int(e.exit_code)

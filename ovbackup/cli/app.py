@@ -4,7 +4,8 @@ Global options go before the command; ``-o/--output``, ``--timeout`` and ``--deb
 it too (each command declares them and :func:`settings` merges the two).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` in the command modules: typer would then eval every string
+# annotation (twice) while building the app, on every run (~15 ms, benchmarks/startup.py).
 
 import sys
 from collections.abc import Iterator
@@ -15,9 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ovbackup import __version__
-from ovbackup.config import Flags, Settings, resolve
 
 if TYPE_CHECKING:
+    from ovbackup.config import Flags, Settings
     from ovbackup.connection import Connection
 
 PRECEDENCE = (
@@ -52,7 +53,7 @@ DebugOpt = Annotated[
 
 @dataclass(frozen=True)
 class State:
-    flags: Flags
+    flags: "Flags"
     insecure_warned: list[bool]
 
 
@@ -132,6 +133,8 @@ def global_options(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
+    from ovbackup.config import Flags  # here: `ovbackup --help` and TAB completion never need it
+
     ctx.obj = State(
         Flags(
             engine_url=engine_url,
@@ -158,8 +161,10 @@ def settings(
     timeout: float | None = None,
     debug: bool = False,
     backup_dir: str | None = None,
-) -> Settings:
+) -> "Settings":
     """Resolve the settings, letting options given after the command override those before it."""
+    from ovbackup.config import resolve
+
     state: State = ctx.find_root().obj
     flags = state.flags
     flags = replace(
@@ -180,7 +185,7 @@ def _require(value: str | None, what: str, flag: str, env: str, key: str) -> str
     return value
 
 
-def _password(s: Settings, username: str) -> str:
+def _password(s: "Settings", username: str) -> str:
     if s.password:
         return s.password
     if sys.stdin.isatty() and sys.stderr.isatty():
@@ -196,7 +201,7 @@ def _password(s: Settings, username: str) -> str:
 
 
 @contextmanager
-def connect(ctx: typer.Context, s: Settings) -> Iterator[Connection]:
+def connect(ctx: typer.Context, s: "Settings") -> Iterator["Connection"]:
     """An authenticated connection for the command, logged out when the command ends."""
     from ovbackup.connection import Connection
 

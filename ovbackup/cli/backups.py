@@ -1,6 +1,6 @@
 """Commands for one VM's backups: add, list, show, finalize, wait, disks, cleanup."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: see ovbackup/cli/app.py.
 
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -26,7 +26,7 @@ FollowOpt = Annotated[
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
-def open_vm(connection: Connection, name_or_id: str) -> tuple[Vm, VmService]:
+def open_vm(connection: "Connection", name_or_id: str) -> "tuple[Vm, VmService]":
     from ovbackup.services import SystemService
 
     vms = SystemService(connection).vms_service()
@@ -34,7 +34,7 @@ def open_vm(connection: Connection, name_or_id: str) -> tuple[Vm, VmService]:
     return vm, vms.vm_service(vm.id)
 
 
-def emit_backup(s: Settings, backup: Backup, disks: list[Disk] | None = None) -> None:
+def emit_backup(s: "Settings", backup: "Backup", disks: "list[Disk] | None" = None) -> None:
     from ovbackup import render
 
     if s.output == "json":
@@ -48,7 +48,7 @@ def emit_backup(s: Settings, backup: Backup, disks: list[Disk] | None = None) ->
         render.print_table(disks, render.DISK_FIELDS, title="Disks")
 
 
-def emit_disks(s: Settings, disks: list[Disk]) -> None:
+def emit_disks(s: "Settings", disks: "list[Disk]") -> None:
     from ovbackup import render
 
     if s.output == "json":

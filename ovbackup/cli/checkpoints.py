@@ -1,6 +1,6 @@
 """``ovbackup checkpoints``: the VM's checkpoint chain (list, show, remove, purge)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: see ovbackup/cli/app.py.
 
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -23,7 +23,7 @@ checkpoints_app = typer.Typer(
 )
 
 
-def _emit(s: Settings, checkpoints: list[Checkpoint], *, title: str) -> None:
+def _emit(s: "Settings", checkpoints: "list[Checkpoint]", *, title: str) -> None:
     from ovbackup import render
     from ovbackup.model import CheckpointState
 
@@ -111,8 +111,8 @@ def remove_checkpoint(
 
 
 def choose_purge(
-    chain: list[Checkpoint], *, keep: int | None, older_than: float | None, now: datetime
-) -> list[Checkpoint]:
+    chain: "list[Checkpoint]", *, keep: int | None, older_than: float | None, now: datetime
+) -> "list[Checkpoint]":
     """Checkpoints to remove, oldest first; never the newest (the next incremental starts there)."""
     candidates = chain[:-1]
     if keep is not None:

@@ -1,6 +1,6 @@
 """Commands that move or check data: download, backup, catalog, verify."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: see ovbackup/cli/app.py.
 
 import signal
 from collections.abc import Iterator
@@ -38,7 +38,7 @@ ParallelOpt = Annotated[
 ]
 
 
-def _backup_dir(s: Settings) -> Path:
+def _backup_dir(s: "Settings") -> Path:
     from ovbackup.errors import ConfigError
 
     if not s.backup_dir:
@@ -56,7 +56,9 @@ def _format(fmt: str) -> str:
     return fmt.lower()
 
 
-def _download_options(s: Settings, fmt: str, verify: bool, workers: int, parallel: int) -> DownloadOptions:
+def _download_options(
+    s: "Settings", fmt: str, verify: bool, workers: int, parallel: int
+) -> "DownloadOptions":
     from ovbackup.downloads import DownloadOptions
 
     return DownloadOptions(
@@ -84,7 +86,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def emit_point(s: Settings, point: RestorePoint) -> None:
+def emit_point(s: "Settings", point: "RestorePoint") -> None:
     from ovbackup import render
 
     if s.output == "json":
@@ -93,7 +95,7 @@ def emit_point(s: Settings, point: RestorePoint) -> None:
     _print_points([point], title=f"Restore point {point.name} of {point.vm_name}")
 
 
-def _print_points(points: list[RestorePoint], *, title: str) -> None:
+def _print_points(points: "list[RestorePoint]", *, title: str) -> None:
     from ovbackup import render
 
     fields: list[render.Field[RestorePoint]] = [

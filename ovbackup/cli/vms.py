@@ -1,6 +1,6 @@
 """``ovbackup vms``: find VMs and see which of their disks can be backed up incrementally."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: see ovbackup/cli/app.py.
 
 from typing import Annotated, Optional
 

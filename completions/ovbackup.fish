@@ -1,0 +1,1 @@
+complete --command ovbackup --no-files --arguments "(env _OVBACKUP_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) ovbackup)" --condition "env _OVBACKUP_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) ovbackup"

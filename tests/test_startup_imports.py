@@ -1,0 +1,126 @@
+"""What starting ovbackup imports: help and TAB completion must not load what only talking to an engine needs.
+
+These check module names, never times (benchmarks/startup.py prints those). Each case runs in a fresh
+interpreter, since this test process has long imported everything.
+"""
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Imported inside command bodies only; the packages pull in a good part of the start-up time each.
+ENGINE_ONLY = (
+    "requests",
+    "rich",
+    "urllib3",
+    "defusedxml",
+    "ovbackup.connection",
+    "ovbackup.services",
+    "ovbackup.render",
+)
+# typer checks values with pydantic; ovbackup.cli.coercion keeps it out while no value needs checking.
+NOT_FOR_HELP_OR_TAB = (*ENGINE_ONLY, "pydantic")
+
+PROBE = """
+import json, sys
+from ovbackup.cli import main
+try:
+    main(sys.argv[2:])
+except SystemExit:
+    pass
+with open(sys.argv[1], "w") as f:
+    json.dump(sorted(sys.modules), f)
+"""
+BUILD_APP = """
+import json, sys
+from typer.main import get_command
+from ovbackup.cli import main
+from ovbackup.cli.app import app
+get_command(app)
+with open(sys.argv[1], "w") as f:
+    json.dump(sorted(sys.modules), f)
+"""
+
+
+def imported(tmp_path: Path, program: str, *args: str, env: dict[str, str] | None = None) -> set[str]:
+    out = tmp_path / "modules.json"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("_OVBACKUP_", "COMP_"))}
+    proc = subprocess.run(
+        [sys.executable, "-c", program, str(out), *args],
+        check=False,
+        cwd=ROOT,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return set(json.loads(out.read_text()))
+
+
+def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == n or m.startswith(f"{n}.") for n in names))
+
+
+def test_building_the_app(tmp_path: Path) -> None:
+    modules = imported(tmp_path, BUILD_APP)
+    assert "ovbackup.cli.app" in modules
+    assert loaded(modules, ENGINE_ONLY) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["--version"], ["list", "--help"], ["checkpoints", "purge", "--help"], ["download", "-h"]],
+    ids=" ".join,
+)
+def test_help(tmp_path: Path, args: list[str]) -> None:
+    modules = imported(tmp_path, PROBE, *args)
+    assert "ovbackup.cli.app" in modules
+    assert loaded(modules, NOT_FOR_HELP_OR_TAB) == []
+
+
+@pytest.mark.parametrize(
+    "words", ["ovbackup l", "ovbackup checkpoints p", "ovbackup --out", "ovbackup download vm id --f"]
+)
+def test_completion_request(tmp_path: Path, words: str) -> None:
+    env = {
+        "_OVBACKUP_COMPLETE": "complete_bash",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+    modules = imported(tmp_path, PROBE, env=env)
+    assert "ovbackup.cli.app" in modules
+    assert loaded(modules, NOT_FOR_HELP_OR_TAB) == []
+
+
+def _callbacks() -> list[Callable[..., Any]]:
+    from ovbackup.cli.app import app
+
+    found: list[Callable[..., Any]] = []
+    apps = [app]
+    while apps:
+        current = apps.pop()
+        if current.registered_callback and current.registered_callback.callback:
+            found.append(current.registered_callback.callback)
+        found += [c.callback for c in current.registered_commands if c.callback]
+        apps += [g.typer_instance for g in current.registered_groups if g.typer_instance]
+    return found
+
+
+def test_command_annotations_are_not_strings() -> None:
+    # typer evaluates string annotations (`from __future__ import annotations`) twice per command on
+    # every run, ~15 ms in all; the command modules keep real ones.
+    callbacks = _callbacks()
+    assert len(callbacks) > 10
+    for callback in callbacks:
+        strings = {k: v for k, v in inspect.get_annotations(callback).items() if isinstance(v, str)}
+        assert not strings, f"{callback.__module__}.{callback.__qualname__}: {strings}"
