@@ -186,8 +186,11 @@ def run_backup(
 def _teardown(service: VmBackupService, vm_name: str, opts: BackupOptions, reporter: Reporter) -> None:
     """Finalize the backup after a failure (transfers are already cancelled); never raise."""
     try:
-        finalize_backup(service, wait=True, wait_timeout=opts.finish_timeout, vm_name=vm_name)
-        reporter.note(f"finalized backup {service.id}")
+        result = finalize_backup(
+            service, wait=True, wait_timeout=opts.finish_timeout, vm_name=vm_name, allow_failed=True
+        )
+        phase = result.backup.phase.value if result.backup and result.backup.phase else "finished"
+        reporter.note(f"finalized backup {service.id} ({phase})")
     except BackupFailedError:
         reporter.note(f"backup {service.id} ended failed")
     except (OvbackupError, KeyboardInterrupt, Terminated) as e:

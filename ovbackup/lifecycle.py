@@ -67,10 +67,10 @@ def wait_for_phase(
     """
 
     def done(backup: Backup) -> bool:
-        if backup.phase == BackupPhase.FAILED and target != BackupPhase.FAILED:
-            raise BackupFailedError(f"backup {backup.id} of VM {vm_name} failed")
         if accept is not None:
             return accept(backup)
+        if backup.phase == BackupPhase.FAILED:
+            raise BackupFailedError(f"backup {backup.id} of VM {vm_name} failed")
         return backup.phase == target
 
     try:
@@ -98,15 +98,23 @@ class FinalizeResult:
 
 
 _ALREADY = ("no need to stop the backup again", "is already stopped", "already in")
+_PREMATURE = "premature backup stop was initiated"
 
 
 def finalize_backup(
-    service: VmBackupService, *, wait: bool, wait_timeout: float | None, vm_name: str
+    service: VmBackupService,
+    *,
+    wait: bool,
+    wait_timeout: float | None,
+    vm_name: str,
+    allow_failed: bool = False,
 ) -> FinalizeResult:
-    """Finalize a backup and (``wait``) poll until ``succeeded``.
+    """Finalize a backup and (``wait``) poll until it finished.
 
     The engine answers 400 with a plain message when the backup already finished; that is not a failure
-    for someone who wants it finished, unless it finished by failing.
+    for someone who wants it finished, unless it finished by failing. A backup stopped before ``ready``
+    is stopped anyway ("premature backup stop", also a 400) and ends ``failed``. ``allow_failed`` (for
+    cleanup) counts any finished backup as done: what matters there is that the VM leaves backup mode.
     """
     note = None
     already = False
@@ -114,16 +122,25 @@ def finalize_backup(
         service.finalize()
     except RefusedError as e:
         detail = e.detail or e.reason or ""
-        if not any(marker in detail for marker in _ALREADY):
+        if _PREMATURE in detail:
+            note = f"backup {service.id} was not ready yet: the engine stopped it early ({detail})"
+        elif any(marker in detail for marker in _ALREADY):
+            already = True
+            note = f"backup {service.id} was already finished ({detail})"
+            if "'FAILED'" in detail and not allow_failed:
+                raise BackupFailedError(f"backup {service.id} of VM {vm_name} had already failed") from None
+        else:
             raise
-        already = True
-        note = f"backup {service.id} was already finished ({detail})"
-        if "'FAILED'" in detail:
-            raise BackupFailedError(f"backup {service.id} of VM {vm_name} had already failed") from None
     if not wait:
         return FinalizeResult(None, already, note)
     try:
-        backup = wait_for_phase(service, BackupPhase.SUCCEEDED, timeout=wait_timeout, vm_name=vm_name)
+        backup = wait_for_phase(
+            service,
+            BackupPhase.SUCCEEDED,
+            timeout=wait_timeout,
+            vm_name=vm_name,
+            accept=(lambda b: b.phase is not None and b.phase.finished) if allow_failed else None,
+        )
     except NotFoundError:
         if already:  # finished long ago and already forgotten by the engine
             return FinalizeResult(None, already, note)

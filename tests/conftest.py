@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.engine import FakeEngine
+from tests.engine import DiskSpec, FakeEngine, Vm
+from tests.harness import Cli
 
 
 @pytest.fixture
@@ -49,3 +50,23 @@ def untrusted_tls_engine(tmp_path: Path) -> Iterator[FakeEngine]:
     trustme.CA().cert_pem.write_to_path(eng.ca_path)
     with eng:
         yield eng
+
+
+@pytest.fixture
+def cli(
+    engine: FakeEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Cli:
+    """Run ``ovbackup`` in-process against ``engine`` (env set, password file given, fake clock)."""
+    return Cli(engine, tmp_path, monkeypatch, capsys)
+
+
+@pytest.fixture
+def web01(engine: FakeEngine) -> Vm:
+    """An up VM with a qcow2 disk enabled for incremental backup and a raw disk."""
+    return engine.add_vm(
+        "web01",
+        disks=[
+            DiskSpec(alias="web01_os", format="cow", backup="incremental"),
+            DiskSpec(alias="web01_raw", format="raw", backup="none"),
+        ],
+    )

@@ -331,6 +331,7 @@ def cleanup(
                 wait=True,
                 wait_timeout=wait_timeout,
                 vm_name=name,
+                allow_failed=True,
             )
             done = result.backup or backup
             note(f"finalized backup {backup.id}" + (f" ({result.note})" if result.note else ""))
