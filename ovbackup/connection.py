@@ -97,14 +97,17 @@ class Connection:
         self.query = {k: render_query_value(v) for k, v in (query or {}).items()}
         self._token: str | None = None
         self.session = requests.Session()
-        self.session.verify = False if insecure else (ca_file or True)
+        # Passed on every request, not only set on the session: requests lets REQUESTS_CA_BUNDLE
+        # override a session's verify (psf/requests#3829), which would ignore --cafile.
+        self._verify: bool | str = False if insecure else (ca_file or True)
+        self.session.verify = self._verify
         self.session.headers.update(
             {"User-Agent": f"ovbackup/{__version__}", "Version": "4", "Accept": "application/xml"}
         )
         retry = Retry(
             total=retries,
             connect=retries,
-            read=retries,
+            read=1,  # a read timeout retried many times would multiply --timeout
             status=retries,
             other=0,
             backoff_factor=backoff,
@@ -228,7 +231,7 @@ class Connection:
         started = time.monotonic()
         log.debug("→ %s %s%s", method, url, _describe_params(kwargs.get("params")))
         try:
-            response = self.session.request(method, url, timeout=timeout, **kwargs)
+            response = self.session.request(method, url, timeout=timeout, verify=self._verify, **kwargs)
         except requests.exceptions.SSLError as e:
             raise self._tls_error(e) from None
         except requests.exceptions.Timeout:
@@ -237,6 +240,11 @@ class Connection:
                 hint="raise --timeout if the engine is slow",
             ) from None
         except requests.exceptions.ConnectionError as e:
+            if _is_read_timeout(e):  # urllib3 retried the read, then gave up: still a timeout
+                raise DeadlineError(
+                    f"the engine did not answer {method} {_short(url)} within {timeout:g} s",
+                    hint="raise --timeout if the engine is slow",
+                ) from None
             raise ConnectError(
                 f"cannot reach the engine at {self.base_url}: {_root_cause(e)}",
                 hint="check --engine-url and that the engine is up",
@@ -303,13 +311,32 @@ def _root_cause(e: BaseException) -> str:
     """The innermost reason of a requests/urllib3 exception chain, without the pool noise."""
     seen: BaseException = e
     while True:
-        nxt = seen.__context__ or seen.__cause__
-        if nxt is None or nxt is seen:
+        inner = getattr(seen, "reason", None)  # urllib3 MaxRetryError / NewConnectionError
+        if not isinstance(inner, BaseException):
+            inner = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        if inner is None:
+            inner = seen.__cause__ or seen.__context__
+        if inner is None or inner is seen:
             break
-        seen = nxt
-    inner = seen.args[0] if seen.args else seen
-    reason = getattr(inner, "reason", None)
-    text = str(reason if reason is not None else inner)
+        seen = inner
+    text = str(seen)
     if "Max retries exceeded" in text and "(Caused by" in text:
         text = text.split("(Caused by", 1)[1].rstrip(")")
+    if ": " in text and text.startswith("<"):  # "<urllib3.connection.HTTPConnection object at …>: reason"
+        text = text.split(": ", 1)[1]
     return text.strip() or type(seen).__name__
+
+
+def _is_read_timeout(e: BaseException) -> bool:
+    seen: BaseException | None = e
+    while seen is not None:
+        if "TimeoutError" in type(seen).__name__ or "timed out" in str(seen).lower():
+            return True
+        reason = getattr(seen, "reason", None)
+        nxt = reason if isinstance(reason, BaseException) else None
+        if nxt is None and seen.args and isinstance(seen.args[0], BaseException):
+            nxt = seen.args[0]
+        seen = nxt or seen.__cause__ or seen.__context__
+        if seen is e:
+            break
+    return False

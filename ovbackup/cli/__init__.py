@@ -25,16 +25,26 @@ def _print_error(text: str) -> None:
     sys.stderr.flush()
 
 
+def _debug_logging() -> None:
+    """Send ovbackup's debug log to the current stderr (its own handler: the root logger may be taken)."""
+    import logging  # here, not at the top: ~3 ms on every run, --help and TAB included
+
+    class StderrHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            sys.stderr.write(f"ovbackup: debug: {self.format(record)}\n")
+
+    logger = logging.getLogger("ovbackup")
+    logger.handlers[:] = [StderrHandler()]
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the exit status (the console script passes it to sys.exit)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if debug:
-        import logging  # here, not at the top: ~3 ms on every run, --help and TAB included
-
-        logging.basicConfig(
-            level=logging.DEBUG, stream=sys.stderr, format="ovbackup: debug: %(name)s: %(message)s"
-        )
+        _debug_logging()
     if os.environ.get(COMPLETE_VAR):
         # add_completion=False keeps --install-completion out of the help, and with it typer's call to
         # completion_init(), which registers the bash/zsh/fish handlers this request needs.
@@ -64,9 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
     except OvbackupError as e:
         if debug:
-            import logging
+            import traceback
 
-            logging.getLogger("ovbackup").exception("failed")
+            traceback.print_exc(file=sys.stderr)
         _print_error(str(e))
         return int(e.exit_code)
     except KeyboardInterrupt:

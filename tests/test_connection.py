@@ -1,0 +1,70 @@
+"""The request seam: URL forms, retries, SSO error layouts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+
+from ovbackup.connection import Connection, normalize_url
+from ovbackup.errors import AuthError, EngineUnavailableError
+from tests.engine import FakeEngine
+
+
+@pytest.mark.parametrize(
+    ("given", "api"),
+    [
+        ("https://engine.example.com", "https://engine.example.com/ovirt-engine/api"),
+        ("https://engine.example.com/", "https://engine.example.com/ovirt-engine/api"),
+        ("https://engine.example.com/ovirt-engine", "https://engine.example.com/ovirt-engine/api"),
+        ("https://engine.example.com/ovirt-engine/api/", "https://engine.example.com/ovirt-engine/api"),
+        ("http://127.0.0.1:8080/ovirt-engine/api", "http://127.0.0.1:8080/ovirt-engine/api"),
+    ],
+)
+def test_api_path_is_added_when_missing(given: str, api: str) -> None:
+    assert normalize_url(given) == api
+
+
+def test_not_a_url_is_refused() -> None:
+    with pytest.raises(ValueError, match="not an http"):
+        normalize_url("engine.example.com")
+
+
+def test_503_retries_are_bounded(engine: FakeEngine) -> None:
+    engine.add_vm("web01")
+    with Connection(engine.url, engine.username, engine.password, retries=2, backoff=0) as c:
+        c.request("GET", "vms")
+        engine.fail_next(2, status=503)
+        assert c.request("GET", "vms").status_code == 200  # two failures, then success
+        engine.fail_next(10, status=503)
+        with pytest.raises(EngineUnavailableError, match="HTTP 503"):
+            c.request("GET", "vms")
+
+
+class FakeResponse:
+    def __init__(self, status: int, payload: Any) -> None:
+        self.status_code = status
+        self._payload = payload
+        self.content = b"{}"
+        self.reason = "Bad Request"
+
+    def json(self) -> Any:
+        return self._payload
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"error_code": "access_denied", "error": "Cannot authenticate user 'u@internal'."},
+        {"error": "access_denied", "error_description": "Cannot authenticate user 'u@internal'."},
+    ],
+    ids=["api-scope-layout", "oauth-layout"],
+)
+def test_both_sso_error_layouts_are_read(monkeypatch: pytest.MonkeyPatch, payload: dict[str, str]) -> None:
+    c = Connection("https://engine.invalid", "u@internal", "pw")
+    monkeypatch.setattr(requests.Session, "request", lambda *a, **k: FakeResponse(400, payload))
+    with pytest.raises(AuthError) as info:
+        c.login()
+    assert "Cannot authenticate user 'u@internal'." in str(info.value)
+    assert "access_denied" in str(info.value)
