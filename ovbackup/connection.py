@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -31,6 +31,7 @@ from ovbackup.errors import (
 from ovbackup.xml import parse_fault
 
 log = logging.getLogger("ovbackup.http")
+T = TypeVar("T")
 
 API_PATH = "/ovirt-engine/api"
 SSO_TOKEN_PATH = "/ovirt-engine/sso/oauth/token"  # noqa: S105 - a path, not a secret
@@ -201,8 +202,12 @@ class Connection:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         ok: tuple[int, ...] = (200, 201, 202),
+        stream: bool = False,
     ) -> requests.Response:
-        """Send one API request (``path`` is relative to the API URL) and return the successful reply."""
+        """Send one API request (``path`` is relative to the API URL) and return the successful reply.
+
+        ``stream=True`` leaves the body unread (see :meth:`read_stream`), for very long collections.
+        """
         params = dict(self.query)
         for key, value in (query or {}).items():
             if value is not None:
@@ -216,7 +221,9 @@ class Connection:
             self.login()
         for attempt in (1, 2):
             all_headers["Authorization"] = f"Bearer {self._token}"
-            response = self._send(method, url, params=params, data=body, headers=all_headers, timeout=timeout)
+            response = self._send(
+                method, url, params=params, data=body, headers=all_headers, timeout=timeout, stream=stream
+            )
             if response.status_code == 401 and attempt == 1:
                 log.debug("401 from the engine: logging in again once")
                 self.login()
@@ -249,14 +256,32 @@ class Connection:
                 f"cannot reach the engine at {self.base_url}: {_root_cause(e)}",
                 hint="check --engine-url and that the engine is up",
             ) from None
+        size = "streamed" if kwargs.get("stream") else f"{len(response.content)} bytes"
         log.debug(
-            "← %s %s (%d bytes, %.0f ms)",
+            "← %s %s (%s, %.0f ms)",
             response.status_code,
             response.reason,
-            len(response.content),
+            size,
             (time.monotonic() - started) * 1000,
         )
         return response
+
+    def read_stream(self, response: requests.Response, read: Callable[[IO[bytes]], T]) -> T:
+        """Consume a streamed reply with ``read``, mapping transport failures mid-body like any other."""
+        import urllib3
+
+        response.raw.decode_content = True
+        try:
+            return read(response.raw)  # type: ignore[arg-type] # urllib3 HTTPResponse is file-like
+        except urllib3.exceptions.ReadTimeoutError:
+            raise DeadlineError(
+                f"the engine stopped sending {_short(response.url)} for {self.timeout:g} s",
+                hint="raise --timeout if the engine is slow",
+            ) from None
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ConnectError(f"connection to the engine lost while reading a reply: {e}") from None
+        finally:
+            response.close()
 
     def _tls_error(self, e: Exception) -> ConnectError:
         text = _root_cause(e)

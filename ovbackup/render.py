@@ -97,7 +97,8 @@ def _disk_names(disks: Sequence[Disk] | None) -> str:
     return ", ".join(d.name or d.id for d in disks) or "none"
 
 
-PHASE_STYLES = {"failed": "red", "succeeded": "green", "ready": "cyan"}
+# Backup phases, and the checkpoint state that needs action (an invalid checkpoint must be removed).
+PHASE_STYLES = {"failed": "red", "succeeded": "green", "ready": "cyan", "invalid": "bold red"}
 
 BACKUP_FIELDS: list[Field[Backup]] = [
     Field("id", "Backup ID", lambda b: b.id, no_wrap=True),
@@ -146,10 +147,36 @@ def to_dict(item: T, fields: Iterable[Field[T]]) -> dict[str, Any]:
     return result
 
 
+def _json_default(value: Any) -> Any:
+    converted = jsonable(value)
+    if converted is value:
+        raise TypeError(f"not JSON serializable: {type(value).__name__}")
+    return converted
+
+
 def print_json(document: Any) -> None:
-    """Exactly one JSON document on stdout."""
-    json.dump(jsonable(document), sys.stdout, indent=2, ensure_ascii=False)
+    """Exactly one JSON document on stdout: indented for a person, one line for a pipe.
+
+    Without indentation the json module uses its C encoder, which matters for 10,000 backups.
+    """
+    indent = 2 if sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(document, indent=indent, ensure_ascii=False, default=_json_default))
     sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def print_json_array(items: Iterable[Any]) -> None:
+    """One JSON array on stdout, written item by item (no list of dicts, no giant string)."""
+    if sys.stdout.isatty():
+        print_json(list(items))
+        return
+    write = sys.stdout.write
+    write("[")
+    for n, item in enumerate(items):
+        if n:
+            write(",")
+        write(json.dumps(item, ensure_ascii=False, default=_json_default))
+    write("]\n")
     sys.stdout.flush()
 
 

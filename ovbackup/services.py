@@ -72,6 +72,25 @@ class Service:
         )
         return response.content
 
+    def _get_many(
+        self,
+        path: str,
+        tag: str,
+        convert: Callable[[xml.Element], T],
+        *,
+        query: Mapping[str, QueryValue | None] | None = None,
+        headers: Headers = None,
+        extra_query: Query = None,
+        timeout: float | None = None,
+    ) -> list[T]:
+        """A collection parsed while it arrives: a VM's 10,000 backups never sit in memory as text."""
+        merged: dict[str, QueryValue | None] = dict(extra_query or {})
+        merged.update(query or {})
+        response = self.connection.request(
+            "GET", path, query=merged, headers=headers, timeout=timeout, ok=(200,), stream=True
+        )
+        return self.connection.read_stream(response, lambda raw: xml.parse_many(raw, tag, convert))
+
     def _action(
         self, action: str, *, headers: Headers = None, query: Query = None, timeout: float | None = None
     ) -> ActionResult:
@@ -274,14 +293,15 @@ class VmBackupsService(Service):
         """All backups of the VM in one request (the engine keeps finished ones ~15 minutes)."""
 
         def call() -> list[Backup]:
-            data = self._get(
+            return self._get_many(
                 self.path,
+                "backup",
+                xml.backup_from,
                 query={"follow": follow, "max": max},
                 headers=headers,
                 extra_query=query,
                 timeout=timeout,
             )
-            return xml.parse_many(data, "backup", xml.backup_from)
 
         return _submit(call, wait)
 

@@ -6,12 +6,13 @@ Everything goes through defusedxml with DTDs forbidden: the engine never sends a
 
 from __future__ import annotations
 
+import io
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
@@ -204,9 +205,35 @@ def parse_one(data: bytes, tag: str, convert: Callable[[Element], T]) -> T:
     return convert(parse_document(data, tag))
 
 
-def parse_many(data: bytes, tag: str, convert: Callable[[Element], T]) -> list[T]:
-    root = parse_document(data, tag + "s")
-    return [convert(child) for child in root.findall(tag)]
+def parse_many(data: bytes | IO[bytes], tag: str, convert: Callable[[Element], T]) -> list[T]:
+    """A collection, converted item by item while parsing; each item's elements are then dropped,
+    so 10,000 backups never exist as one element tree."""
+    plural = tag + "s"
+    items: list[T] = []
+    depth = 0
+    root: Element | None = None
+    try:
+        source = io.BytesIO(data) if isinstance(data, bytes) else data
+        for event, el in SafeET.iterparse(source, events=("start", "end"), forbid_dtd=True):
+            if event == "start":
+                if depth == 0:
+                    if el.tag != plural:
+                        raise ResponseError(f"engine sent <{el.tag}> where <{plural}> was expected")
+                    root = el
+                depth += 1
+                continue
+            depth -= 1
+            if depth == 1 and root is not None:
+                if el.tag == tag:
+                    items.append(convert(el))
+                root.remove(el)
+    except DefusedXmlException as e:
+        raise ResponseError(f"refused a hostile XML response from the engine ({type(e).__name__})") from None
+    except ET.ParseError as e:
+        raise ResponseError(f"engine sent malformed XML ({e})") from None
+    if root is None:
+        raise ResponseError(f"engine sent an empty reply where <{plural}> was expected")
+    return items
 
 
 def parse_fault(data: bytes) -> Fault | None:

@@ -171,7 +171,7 @@ def list_backups(
         found, vm_service = open_vm(connection, vm)
         backups = vm_service.backups_service().list(follow=follow, max=max_)
     if s.output == "json":
-        render.print_json([render.to_dict(b, render.BACKUP_FIELDS) for b in backups])
+        render.print_json_array(render.to_dict(b, render.BACKUP_FIELDS) for b in backups)
     else:
         render.print_table(backups, render.BACKUP_FIELDS, title=f"Backups of {found.name}")
 
