@@ -251,7 +251,7 @@ def wait_cmd(
     debug: DebugOpt = False,
 ) -> None:
     """Wait until a backup reaches a phase (exit 8 if it fails, 6 on the deadline)."""
-    from ovbackup.errors import ConfigError, Interrupted
+    from ovbackup.errors import ConfigError
     from ovbackup.lifecycle import wait_for_phase
     from ovbackup.model import BackupPhase
 
@@ -266,7 +266,7 @@ def wait_cmd(
         try:
             backup = wait_for_phase(service, target, timeout=wait_timeout, vm_name=name)
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted while waiting for backup {backup_id} of VM {name}") from None
+            raise interrupted(name, backup_id, "waiting") from None
     emit_backup(s, backup)
 
 
