@@ -15,7 +15,8 @@ import ovirtsdk4  # noqa: F401  (importing the package registers every reader)
 import ovirtsdk4.types as types
 from ovirtsdk4.reader import Reader
 
-from tests.engine import xmlout
+from tests.engine import transfers, xmlout
+from tests.engine.dataplane import DataPlaneError
 from tests.engine.model import ApiError
 from tests.engine.state import EngineState
 
@@ -80,6 +81,8 @@ def handle(
         return xml_reply(err.status, xmlout.fault(err.reason, err.detail))
     except _BadBody:
         return xml_reply(400, xmlout.usage_message())
+    except DataPlaneError as err:  # a broken test setup (qemu, imageio) must be loud, not a hang-up
+        return xml_reply(500, xmlout.fault("Operation Failed", f"[fake engine data plane: {err}]"))
 
 
 def _read(body: bytes, expected: type) -> object:
@@ -228,7 +231,22 @@ def _route(
             if host_id != state.host_id:
                 raise ApiError(404)
             return xml_reply(200, xmlout.host(host_id))
-        # Image transfers (POST /imagetransfers, GET/finalize/cancel /imagetransfers/{id}) will be
-        # routed here once tests/engine/dataplane.py provides the imageio daemon.
+        case ("GET", ["imagetransfers"]):
+            state.settle()
+            items = [xmlout.image_transfer(t) for t in state.transfers.values()]
+            return xml_reply(200, xmlout.collection("image_transfers", _cut(items, limit)))
+        case ("POST", ["imagetransfers"]):
+            req = _read(body, types.ImageTransfer)
+            assert isinstance(req, types.ImageTransfer)
+            t = transfers.create(state, req)
+            location = f"{base_url}{xmlout.API}/imagetransfers/{t.id}"
+            return xml_reply(201, xmlout.image_transfer(t), {"Location": location})
+        case ("GET", ["imagetransfers", transfer_id]):
+            return xml_reply(200, xmlout.image_transfer(transfers.get(state, transfer_id)))
+        case ("POST", ["imagetransfers", transfer_id, ("finalize" | "cancel") as verb]):
+            transfers.get(state, transfer_id)  # 404 before the body is looked at
+            _read(body, types.Action)
+            (transfers.finalize if verb == "finalize" else transfers.cancel)(state, transfer_id)
+            return xml_reply(200, xmlout.action())
         case _:
             return Reply(404)

@@ -1,5 +1,7 @@
 """``FakeEngine``: the object tests hold. It owns the state, the HTTP server and the fault switches.
 
+Its data-plane side (real disk images, guest writes, image transfers) is in data.py.
+
 Fault switches act on the next N API requests (SSO ones too with ``sso=True``) so tests can
 provoke outages, lost replies, slow answers and hostile bodies deterministically. Authentication
 follows ovirt-api.md §7: an OAuth password grant at the SSO endpoint, Bearer (or Basic) on the API.
@@ -17,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs
@@ -24,6 +27,8 @@ from urllib.parse import parse_qs
 from requests.structures import CaseInsensitiveDict
 
 from tests.engine import api
+from tests.engine.data import DataPlaneControls
+from tests.engine.dataplane import DataPlane
 from tests.engine.model import Backup, Checkpoint, Disk, DiskSpec, Vm
 from tests.engine.server import API_PREFIX, SSO_LOGOUT, RecordedRequest, _Server
 from tests.engine.state import EngineState
@@ -43,12 +48,25 @@ def _json(status: int, data: dict[str, str]) -> api.Reply:
     return api.Reply(status, json.dumps(data).encode(), "application/json")
 
 
-class FakeEngine:
-    """A stateful fake oVirt engine on loopback: start it, seed VMs, point a client at ``url``."""
+class FakeEngine(DataPlaneControls):
+    """A stateful fake oVirt engine on loopback: start it, seed VMs, point a client at ``url``.
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None, phase_seconds: float = 1.0):
+    With ``dataplane`` the disks are real images served by that imageio daemon (see
+    ``attach_dataplane``); the engine does not start or stop the data plane itself.
+    """
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None = None,
+        phase_seconds: float = 1.0,
+        *,
+        dataplane: DataPlane | None = None,
+        disk_dir: Path | None = None,
+    ):
         self.ssl_context = ssl_context
         self.state = EngineState(phase_seconds)
+        if dataplane is not None:
+            self.attach_dataplane(dataplane, disk_dir)
         self.username = "admin@internal"
         self.password = "secret-pw"
         self.logins = 0
@@ -75,7 +93,12 @@ class FakeEngine:
         return self
 
     def stop(self) -> None:
-        """Stop serving and cut idle keep-alive connections so no handler thread lingers."""
+        """Stop serving, cut idle keep-alive connections and end open transfer sessions.
+
+        Transfer sessions are qemu-nbd processes: they must not outlive the test (the data plane
+        itself belongs to whoever started it).
+        """
+        self.close_transfer_sessions()
         if self._server is None:
             return
         self._server.shutdown()

@@ -122,3 +122,42 @@ class Checkpoint:
     state: str = "created"
     description: str | None = None
     disk_ids: list[str] = field(default_factory=list)
+
+
+# Image transfer phases (ovirt-api.md §6.1). "Open" means the engine's transfer command has not ended:
+# the disk stays locked and the backup cannot be finalized (StopVmBackupCommand.validate, ≥ 4.5.1).
+TRANSFER_FINISHED = frozenset({"finished_success", "finished_failure", "finished_cleanup"})
+
+
+@dataclass(eq=False)
+class ImageTransfer:
+    """One ``/imagetransfers`` entity; ``phase`` is the API phase after the last ``settle()``.
+
+    ``ticket_id``/``url`` stay set after the session stopped (for tests); ``session`` says whether
+    the imageio ticket and its qemu-nbd still exist, which is when the engine shows the URLs.
+    """
+
+    id: str
+    disk_id: str
+    backup_id: str | None
+    direction: str
+    format: str
+    inactivity_timeout: int
+    timeout_policy: str
+    host_id: str
+    created: float
+    phase: str
+    phase_since: float
+    ticket_id: str | None = None
+    url: str | None = None
+    session: bool = False
+    transferred: int = 0
+    active: bool = False
+    last_activity: float = 0.0
+    error: str | None = None
+    doomed: bool = False
+
+    @property
+    def finished(self) -> bool:
+        """True once the transfer command ended (success, failure or cleanup after cancel)."""
+        return self.phase in TRANSFER_FINISHED

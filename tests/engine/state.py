@@ -18,6 +18,8 @@ import time
 import uuid
 from datetime import datetime, timezone, tzinfo
 
+from tests.engine import transfers
+from tests.engine.dataplane import DataPlaneError
 from tests.engine.model import (
     TERMINAL,
     ApiError,
@@ -25,11 +27,13 @@ from tests.engine.model import (
     Checkpoint,
     Disk,
     DiskSpec,
+    ImageTransfer,
     Vm,
     check_guid,
     failed,
     not_found,
 )
+from tests.engine.storage import Storage
 
 # The engine shows an internal phase name in the finalize error texts (ovirt-api.md §5.3). Our
 # "initializing" is what the engine calls CREATING_SCRATCH_DISKS (live) or ADDING_BITMAPS (cold).
@@ -58,8 +62,13 @@ class EngineState:
         self._mono0 = time.monotonic()
         self._wall0 = time.time()
         self._dates: dict[tuple[float, tzinfo], str] = {}
-        # Place for image transfers (POST /imagetransfers) once the data plane lands:
-        # self.transfers: dict[str, ImageTransfer] = {}
+        # Image transfers (rules in transfers.py) and, once a data plane is attached, the real
+        # images whose bitmaps follow the checkpoints (storage.py).
+        self.transfers: dict[str, ImageTransfer] = {}
+        self.storage: Storage | None = None
+        self.transfer_retention = 900.0  # engine: 15 min after a successful transfer
+        self.failed_transfer_retention = 1800.0  # engine: 30 min after a failed/cancelled one
+        self.fail_next_transfer = False
 
     # -- clock ------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -112,6 +121,8 @@ class EngineState:
                 actual_size=actual,
                 vm_id=vm_id,
             )
+            if self.storage is not None:
+                self.storage.create(disk)
             self.disks[disk.id] = disk
             self.vms[vm_id].disks.append(disk)
             return disk
@@ -136,6 +147,7 @@ class EngineState:
                     if now >= b.phase_since + keep:
                         del self.all_backups[b.id]
                         del self.vm_backups[b.vm_id][b.id]
+            transfers.settle(self, now)
 
     def _progress(self, b: Backup, now: float) -> None:
         while b.phase not in TERMINAL:
@@ -170,8 +182,16 @@ class EngineState:
                 )
                 chain.append(cp)
                 b.to_checkpoint_id = cp.id
-        elif phase == "failed" and b.to_checkpoint_id is not None:
-            self._unlink_checkpoint(b.vm_id, b.to_checkpoint_id)
+                if self.storage is not None:
+                    try:  # the bitmaps record "changes since this checkpoint" from now on
+                        self.storage.add_bitmaps(cp.id, cow)
+                    except DataPlaneError:
+                        self._enter(b, "failed", t)
+                        return
+        elif phase == "failed":
+            transfers.abort_for_backup(self, b.id, t)  # their qemu-nbd must let go of the images
+            if b.to_checkpoint_id is not None:
+                self._unlink_checkpoint(b.vm_id, b.to_checkpoint_id)
         if phase in TERMINAL:
             self._active.pop(b.id, None)
 
@@ -295,6 +315,8 @@ class EngineState:
         """POST .../finalize; raw execute-failure strings give 400 without brackets (§5.3)."""
         with self.lock:
             b = self.backup(vm_id, backup_id)
+            if transfers.open_for_backup(self, b.id):  # validate() runs before execute (≥ 4.5.1)
+                raise failed(409, "Cannot stop VM backup. There is an active image transfer for VM backup")
             if b.phase in ("finalizing", *TERMINAL):
                 name = "FINALIZING_FAILURE" if b.premature and b.phase == "finalizing" else None
                 name = name or _INTERNAL_PHASE.get(b.phase, b.phase.upper())
@@ -371,6 +393,8 @@ class EngineState:
                 disk_ids=disk_ids if disk_ids is not None else [d.id for d in vm.disks if d.format == "cow"],
             )
             chain.append(cp)
+            if self.storage is not None:
+                self.storage.add_bitmaps(cp.id, cp.disk_ids)
             return cp
 
     def set_checkpoint_state(self, checkpoint_id: str, state: str) -> None:
@@ -393,6 +417,8 @@ class EngineState:
         chain = self.vm_checkpoints[vm_id]
         for i, cp in enumerate(chain):
             if cp.id == checkpoint_id:
+                if self.storage is not None:
+                    self.storage.remove_bitmaps(cp.id, cp.disk_ids)
                 for child in chain[i + 1 :]:
                     if child.parent_id == cp.id:
                         child.parent_id = cp.parent_id

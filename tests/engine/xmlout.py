@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from xml.sax.saxutils import escape
 
-from tests.engine.model import Backup, Checkpoint, Disk, Vm
+from tests.engine.model import Backup, Checkpoint, Disk, ImageTransfer, Vm
 
 API = "/ovirt-engine/api"
 DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -188,6 +188,40 @@ def checkpoint(
             _el("state", cp.state),
             _ref("vm", f"{API}/vms/{cp.vm_id}", cp.vm_id),
             "</checkpoint>",
+        )
+    )
+
+
+def image_transfer(t: ImageTransfer) -> str:
+    """``<image_transfer>`` as ImageTransferMapper writes it (ovirt-api.md §6.1).
+
+    The URLs appear only while the session (ticket) exists; ``proxy_url`` equals ``transfer_url``
+    because there is no separate imageio proxy. The engine does not echo ``backup``.
+    """
+    base = f"{API}/imagetransfers/{t.id}"
+    actions = "".join(
+        f'<link href="{_a(base)}/{rel}" rel="{rel}"/>'
+        for rel in ("cancel", "extend", "finalize", "pause", "resume")
+    )
+    urls = ""
+    if t.session and t.url:
+        urls = _el("proxy_url", t.url) + _el("transfer_url", t.url)
+    return "".join(
+        (
+            f'<image_transfer href="{_a(base)}" id="{_a(t.id)}">',
+            f"<actions>{actions}</actions>",
+            _el("active", str(t.active).lower()),
+            _el("direction", t.direction),
+            _el("format", t.format),
+            _el("inactivity_timeout", t.inactivity_timeout),
+            _el("phase", t.phase),
+            urls,
+            "<shallow>false</shallow>",
+            _el("timeout_policy", t.timeout_policy),
+            _el("transferred", t.transferred),
+            _ref("host", f"{API}/hosts/{t.host_id}", t.host_id),
+            _ref("disk", f"{API}/disks/{t.disk_id}", t.disk_id),
+            "</image_transfer>",
         )
     )
 
