@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +91,9 @@ class RestorePoint:
 
 
 def utc_stamp(when: datetime | None = None) -> str:
-    """A name that sorts by time in ``ls``: 20261127T153000Z."""
-    return (when or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    """A name that sorts by time in ``ls``, to the millisecond: 20261127T153000.123Z."""
+    moment = (when or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return moment.strftime("%Y%m%dT%H%M%S") + f".{moment.microsecond // 1000:03d}Z"
 
 
 def safe_name(text: str) -> str:
@@ -176,6 +177,14 @@ class Catalog:
         """Add or replace (by name) one restore point."""
         points = [p for p in self.points() if p.name != point.name]
         self._save([*points, point])
+
+    def new_point_name(self) -> str:
+        """A fresh, unused point name; two runs in the same millisecond must not share files."""
+        taken = {p.name for p in self.points()}
+        moment = datetime.now(timezone.utc)
+        while (name := utc_stamp(moment)) in taken or any(self.dir.glob(f"{name}.*")):
+            moment += timedelta(milliseconds=1)
+        return name
 
     def complete_points(self) -> list[RestorePoint]:
         return [p for p in self.points() if p.complete]

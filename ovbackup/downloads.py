@@ -29,7 +29,6 @@ from ovbackup.catalog import (
     RestorePoint,
     disk_file_name,
     fsync_dir,
-    utc_stamp,
 )
 from ovbackup.errors import ConfigError, NotFoundError, OvbackupError
 from ovbackup.model import Backup, Disk, DiskBackupMode, ImageTransfer, ImageTransferPhase
@@ -49,6 +48,12 @@ TRANSFERRING = ImageTransferPhase.TRANSFERRING
 _WAITING = (ImageTransferPhase.INITIALIZING, ImageTransferPhase.RESUMING, ImageTransferPhase.UNKNOWN)
 _FINISHED_OK = (ImageTransferPhase.FINISHED_SUCCESS,)
 _FINALIZING = (ImageTransferPhase.FINALIZING_SUCCESS, ImageTransferPhase.TRANSFERRING)
+_TERMINAL = (
+    ImageTransferPhase.FINISHED_SUCCESS,
+    ImageTransferPhase.FINISHED_FAILURE,
+    ImageTransferPhase.FINISHED_CLEANUP,
+    ImageTransferPhase.CANCELLED,
+)
 
 
 class Reporter(Protocol):
@@ -95,14 +100,28 @@ class _Transfers:
         with self.lock:
             self.open.pop(transfer_id, None)
 
-    def cancel_all(self, reporter: Reporter) -> None:
+    def cancel_all(self, reporter: Reporter, timeout: float = 120.0) -> None:
+        """Cancel every open transfer and wait until the engine has closed them: it refuses to
+        finalize the backup while any transfer is still open (409)."""
         with self.lock:
             pending = list(self.open)
             self.open.clear()
         for transfer_id in pending:
+            ts = self.service.image_transfer_service(transfer_id)
             try:
-                self.service.image_transfer_service(transfer_id).cancel()
+                ts.cancel()
+                polling.wait_for(
+                    ts.get,
+                    lambda t: t.phase in _TERMINAL,
+                    timeout=timeout,
+                    what=f"image transfer {transfer_id}",
+                    initial=0.25,
+                    cap=2.0,
+                    status_line=False,
+                )
                 reporter.note(f"cancelled image transfer {transfer_id}")
+            except NotFoundError:
+                pass  # already gone
             except OvbackupError as e:
                 reporter.note(f"could not cancel image transfer {transfer_id}: {e}")
 
@@ -349,6 +368,7 @@ def download_backup(
 
 def new_point(
     *,
+    name: str,
     backup: Backup,
     vm_id: str,
     vm_name: str,
@@ -357,7 +377,7 @@ def new_point(
     fallback: str | None,
 ) -> RestorePoint:
     return RestorePoint(
-        name=utc_stamp(),
+        name=name,
         backup_id=str(backup.id),
         mode="incremental" if backup.from_checkpoint_id else "full",
         format=fmt,

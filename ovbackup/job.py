@@ -142,6 +142,7 @@ def run_backup(
         try:
             backup = wait_for_phase(service, BackupPhase.READY, timeout=opts.ready_timeout, vm_name=vm_name)
             point = new_point(
+                name=catalog.new_point_name(),
                 backup=backup,
                 vm_id=vm.id,
                 vm_name=vm_name,

@@ -80,7 +80,8 @@ class ImageioSession:
         self.url = url
         self.timeout = timeout
         self.session = requests.Session()
-        self.session.verify = (cafile or True) if secure else False
+        # Given on every request: a session's verify loses to REQUESTS_CA_BUNDLE (psf/requests#3829).
+        self.verify: bool | str = (cafile or True) if secure else False
 
     def close(self) -> None:
         self.session.close()
@@ -89,7 +90,7 @@ class ImageioSession:
         import requests
 
         try:
-            response = self.session.get(self.url + suffix, timeout=self.timeout)
+            response = self.session.get(self.url + suffix, timeout=self.timeout, verify=self.verify)
         except requests.RequestException as e:
             raise TransferError(f"imageio request {suffix} failed: {e}") from None
         if response.status_code != 200:

@@ -112,7 +112,20 @@ def test_file_names_sort_by_time_and_show_disk_and_mode() -> None:
     late = disk_file_name("20260102T000000Z", "d-1", "web01 os", "incremental", "qcow2")
     assert early == "20260101T000000Z.web01_os.d-1.full.qcow2"
     assert sorted([late, early]) == [early, late] and ".incremental." in late
-    assert len(utc_stamp()) == len("20260101T000000Z")
+    assert len(utc_stamp()) == len("20260101T000000.000Z")
+
+
+def test_new_point_names_never_collide(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path, "web01")
+    first = cat.new_point_name()
+    cat.record(point(first))
+    (cat.dir / f"{cat.new_point_name()}.os.d1.full.qcow2.partial").write_text("")
+    names = {first}
+    for _ in range(5):
+        name = cat.new_point_name()
+        assert name not in names and not list(cat.dir.glob(f"{name}.*"))
+        cat.record(point(name))
+        names.add(name)
 
 
 def test_lock_is_exclusive_and_released_when_the_holder_dies(tmp_path: Path) -> None:

@@ -168,6 +168,7 @@ def download_cmd(
             with catalog.lock(0):
                 catalog.remove_partials()
                 point = new_point(
+                    name=catalog.new_point_name(),
                     backup=backup,
                     vm_id=found.id,
                     vm_name=name,
