@@ -47,8 +47,9 @@ class DiskRecord:
     file: str  # relative to the VM directory
     backing_file: str | None  # relative to the VM directory (qcow2 incrementals)
     bytes_transferred: int = 0
-    seconds: float = 0.0
-    file_hash: str | None = None  # blake2b of the file as written, for offline `verify`
+    seconds: float = 0.0  # the whole disk: transfer set-up, download, checks, finalize
+    download_seconds: float = 0.0  # moving the bytes only
+    file_hash: str | None = None  # 'sha256:…' of the file as written, for offline `verify`
     checksum: Checksum | None = None  # imageio's checksum of the image, when checked with --verify
 
 

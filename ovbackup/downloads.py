@@ -15,7 +15,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -195,7 +195,7 @@ def _download_disk(
     opts: DownloadOptions,
     reporter: Reporter,
     fallbacks: list[str],
-) -> DiskRecord:
+) -> _Unsealed:
     if transfers.stopping.is_set():
         raise TransferError("stopped before this disk started")
     started = time.monotonic()
@@ -232,7 +232,9 @@ def _download_disk(
         reporter.disk_started(disk, mode, extents.data, extents.size)
         progress = Progress(lambda done, size: reporter.disk_progress(disk.id, done, size))
         try:
+            fetch_started = time.monotonic()
             _fetch(url, proxy, partial, previous, catalog, opts, incremental, progress)
+            download_seconds = time.monotonic() - fetch_started
         finally:
             _release(transfers, extents.data)
         checksum = None
@@ -249,12 +251,9 @@ def _download_disk(
             checksum = Checksum(str(remote["algorithm"]), int(remote["block_size"]), local)
     finally:
         session.close()
+    durable = _in_background(_fsync_and_hash, partial)  # overlaps with closing the transfer
     _finalize_transfer(transfers.service, transfer_id, opts.transfer_timeout)
     transfers.closed(transfer_id)
-    with open(partial, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(partial, final)
-    fsync_dir(catalog.dir)
     record = DiskRecord(
         id=disk.id,
         alias=disk.name,
@@ -265,11 +264,78 @@ def _download_disk(
         backing_file=previous.file if (previous and opts.fmt == "qcow2") else None,
         bytes_transferred=extents.data,
         seconds=round(time.monotonic() - started, 3),
-        file_hash=file_hash(final),
+        download_seconds=round(download_seconds, 3),
         checksum=checksum,
     )
-    reporter.disk_finished(record)
-    return record
+    return _Unsealed(record, partial, final, durable)
+
+
+def _fsync_and_hash(path: Path) -> str:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+    return file_hash(path)
+
+
+def _in_background(fn: Callable[[Path], str], path: Path) -> cf.Future[str]:
+    future: cf.Future[str] = cf.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(path))
+        except BaseException as e:  # handed to whoever waits for the result
+            future.set_exception(e)
+
+    threading.Thread(target=run, name=f"seal-{path.name[:20]}", daemon=True).start()
+    return future
+
+
+@dataclass(frozen=True)
+class _Unsealed:
+    """A downloaded disk whose transfer is closed but whose file is still ``*.partial``.
+
+    Its fsync and hash started as soon as the bytes were down; only the rename waits for the end.
+    """
+
+    record: DiskRecord
+    partial: Path
+    final: Path
+    durable: cf.Future[str]  # the file's hash, once it is fsynced
+
+    def seal(self, reporter: Reporter) -> DiskRecord:
+        """Give the (durable) file its final name and record its hash for offline verify."""
+        digest = self.durable.result()
+        os.replace(self.partial, self.final)
+        fsync_dir(self.final.parent)
+        record = replace(self.record, file_hash=digest)
+        reporter.disk_finished(record)
+        return record
+
+
+@dataclass(frozen=True)
+class PendingPoint:
+    """Every disk downloaded and every transfer closed; the files still need sealing.
+
+    Sealing (fsync, rename, hashing: seconds for big disks) needs nothing from the engine, so the
+    ``backup`` job runs it while the engine finalizes the backup.
+    """
+
+    point: RestorePoint
+    disks: tuple[_Unsealed, ...]
+    reporter: Reporter
+
+    def start_sealing(self) -> cf.Future[RestorePoint]:
+        future: cf.Future[RestorePoint] = cf.Future()
+
+        def seal_all() -> None:
+            try:
+                with cf.ThreadPoolExecutor(max_workers=max(1, len(self.disks))) as pool:
+                    records = list(pool.map(lambda d: d.seal(self.reporter), self.disks))
+                future.set_result(replace(self.point, disks=tuple(records)))
+            except BaseException as e:  # handed to whoever waits for the result
+                future.set_exception(e)
+
+        threading.Thread(target=seal_all, name="sealing", daemon=True).start()
+        return future
 
 
 def _fetch(
@@ -328,8 +394,8 @@ def download_backup(
     point: RestorePoint,
     opts: DownloadOptions,
     reporter: Reporter,
-) -> RestorePoint:
-    """Download every disk (``parallel_disks`` at a time); returns the point with its disk records.
+) -> PendingPoint:
+    """Download every disk (``parallel_disks`` at a time) and close every transfer.
 
     On any failure or interruption, every open transfer is cancelled before the exception propagates.
     """
@@ -351,7 +417,7 @@ def download_backup(
         for disk in disks
     ]
     try:
-        records = [f.result() for f in futures]  # first failure raises here
+        downloaded = [f.result() for f in futures]  # first failure raises here
     except BaseException:
         transfers.stopping.set()
         for f in futures:
@@ -363,7 +429,7 @@ def download_backup(
         raise
     pool.shutdown(wait=True)
     fallback = "; ".join(fallbacks) if fallbacks else point.fallback
-    return replace(point, disks=tuple(records), fallback=fallback)
+    return PendingPoint(replace(point, fallback=fallback), tuple(downloaded), reporter)
 
 
 def new_point(

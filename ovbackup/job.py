@@ -151,7 +151,7 @@ def run_backup(
                 fallback=plan.fallback,
             )
             catalog.record(point)  # visible (as incomplete) while it runs
-            point = download_backup(
+            pending = download_backup(
                 system.image_transfers_service(),
                 backup,
                 service.disks(),
@@ -160,6 +160,8 @@ def run_backup(
                 opts.download,
                 reporter,
             )
+            point = pending.point
+            sealing = pending.start_sealing()  # fsync, rename, hash while the engine finalizes
         except BaseException as e:
             _teardown(service, vm_name, opts, reporter)
             if point is not None:
@@ -171,7 +173,10 @@ def run_backup(
                     f"terminated; backup {backup_id} was finalized", exit_code=ExitCode.TERMINATED
                 ) from None
             raise
-        result = finalize_backup(service, wait=True, wait_timeout=opts.finish_timeout, vm_name=vm_name)
+        try:
+            result = finalize_backup(service, wait=True, wait_timeout=opts.finish_timeout, vm_name=vm_name)
+        finally:
+            point = sealing.result()  # the files are whole and named even if finalizing failed
         if result.backup is not None and result.backup.phase == BackupPhase.FAILED:
             raise BackupFailedError(f"backup {backup_id} of VM {vm_name} failed while finalizing")
         point = replace(

@@ -42,7 +42,7 @@ def verify_disk(catalog: Catalog, disk: DiskRecord) -> DiskVerification:
             problems.append(f"{record.file}: backing file is {backing}, catalog says {record.backing_file}")
         if record.file_hash is None:
             problems.append(f"{record.file}: no checksum recorded")
-        elif file_hash(path) != record.file_hash:
+        elif file_hash(path, record.file_hash.partition(":")[0]) != record.file_hash:
             problems.append(f"{record.file}: checksum differs from the one recorded at backup time")
     return DiskVerification(disk.id, disk.alias, tuple(r.file for r in chain), tuple(problems))
 

@@ -31,7 +31,8 @@ def _debug_logging() -> None:
 
     class StderrHandler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            sys.stderr.write(f"ovbackup: debug: {self.format(record)}\n")
+            elapsed = record.relativeCreated / 1000
+            sys.stderr.write(f"ovbackup: debug: +{elapsed:.3f}s {self.format(record)}\n")
 
     logger = logging.getLogger("ovbackup")
     logger.handlers[:] = [StderrHandler()]

@@ -177,7 +177,7 @@ def download_cmd(
                     fallback=None,
                 )
                 try:
-                    point = download_backup(
+                    pending = download_backup(
                         SystemService(connection).image_transfers_service(),
                         backup,
                         disks,
@@ -186,6 +186,7 @@ def download_cmd(
                         opts,
                         reporter,
                     )
+                    point = pending.start_sealing().result()
                 except KeyboardInterrupt:
                     raise interrupted(name, backup_id, "downloading") from None
                 point = replace(point, complete=True, finished=point.started)
