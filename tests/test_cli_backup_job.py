@@ -323,3 +323,44 @@ def test_backup_over_tls_with_the_engine_ca(dcli: Cli, data_engine: DataEngine, 
     assert r.code == 0, r.stderr
     for rec in r.json()["disks"]:
         assert same_image(point_dir(tmp_path) / rec["file"], data_engine.disk_path(rec["id"]))
+
+
+def test_a_disk_new_to_the_chain_is_taken_in_full(dcli: Cli, data_engine: DataEngine, tmp_path: Path) -> None:
+    from tests.engine import DiskSpec
+
+    full = backup(dcli).json()
+    new = data_engine.add_disk(
+        data_engine.web01.id,
+        DiskSpec(alias="web01_data", format="cow", backup="incremental", provisioned_size=32 * MiB),
+    )
+    data_engine.write_disk(new.id, 0, 2 * MiB, 0x77)
+    r = backup(dcli)
+    assert r.code == 0, r.stderr
+    point = r.json()
+    assert point["mode"] == "incremental" and point["from_checkpoint_id"] == full["to_checkpoint_id"]
+    rec = files_by_disk(point)[new.id]
+    assert rec["mode"] == "full" and rec["backing_file"] is None and rec["bytes_transferred"] == 2 * MiB
+    assert same_image(point_dir(tmp_path) / rec["file"], data_engine.disk_path(new.id))
+
+
+def test_engine_refusing_the_incremental_falls_back_to_full(
+    dcli: Cli, data_engine: DataEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ovbackup.model import Checkpoint, CheckpointState
+    from ovbackup.services import VmCheckpointService
+
+    full = backup(dcli).json()
+    assert dcli("checkpoints", "remove", "web01", full["to_checkpoint_id"], "--yes").code == 0
+    # The checkpoint vanishes between our check and the start (another admin, a race): the engine's
+    # refusal, not our check, must send the backup back to full.
+    monkeypatch.setattr(
+        VmCheckpointService,
+        "get",
+        lambda self, **_: Checkpoint(id=self.id, state=CheckpointState.CREATED),
+    )
+    r = backup(dcli)
+    assert r.code == 0, r.stderr
+    point = r.json()
+    assert point["mode"] == "full" and "refused the incremental" in point["fallback"]
+    assert "doesn't exist" in point["fallback"]
+    assert_nothing_left_open(data_engine)
