@@ -7,6 +7,7 @@ a backup with an open transfer is refused with 409), then the backup is finalize
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -79,6 +80,7 @@ def plan_mode(catalog: Catalog, vm_service: VmService, mode: str, fmt: str) -> P
 
 def _start(
     backups: VmBackupsService,
+    backup_id: str,
     disks: Sequence[Disk],
     plan: Plan,
     opts: BackupOptions,
@@ -88,7 +90,7 @@ def _start(
     chosen = tuple(disks)
     try:
         backup = backups.add(
-            Backup(from_checkpoint_id=plan.from_checkpoint_id, disks=chosen),
+            Backup(id=backup_id, from_checkpoint_id=plan.from_checkpoint_id, disks=chosen),
             require_consistency=opts.require_consistency,
             use_active=opts.use_active,
         )
@@ -99,8 +101,8 @@ def _start(
             reason = f"the engine refused the incremental: {e.detail}"
             reporter.note(f"warning: {reason}; taking a full backup")
             full = Plan(None, reason)
-            backup = backups.add(
-                Backup(disks=chosen),
+            backup = backups.add(  # the refused POST created nothing: the id is still free
+                Backup(id=backup_id, disks=chosen),
                 require_consistency=opts.require_consistency,
                 use_active=opts.use_active,
             )
@@ -133,13 +135,15 @@ def run_backup(
             vm_service.disk_attachments(), opts.disk_ids, incremental=False, vm_name=vm_name
         )
         backups = vm_service.backups_service()
-        backup, plan = _start(backups, selection.disks, plan, opts, reporter)
-        backup_id = str(backup.id)
-        kind = f"incremental from {plan.from_checkpoint_id}" if plan.from_checkpoint_id else "full"
-        reporter.note(f"started {kind} backup {backup_id} of VM {vm_name}")
+        # Our id, chosen before the POST: whatever happens from here on (even Ctrl-C while the
+        # POST is in flight), teardown knows which backup to finalize.
+        backup_id = str(uuid.uuid4())
         service = backups.backup_service(backup_id)
         point: RestorePoint | None = None
         try:
+            backup, plan = _start(backups, backup_id, selection.disks, plan, opts, reporter)
+            kind = f"incremental from {plan.from_checkpoint_id}" if plan.from_checkpoint_id else "full"
+            reporter.note(f"started {kind} backup {backup_id} of VM {vm_name}")
             backup = wait_for_phase(service, BackupPhase.READY, timeout=opts.ready_timeout, vm_name=vm_name)
             point = new_point(
                 name=catalog.new_point_name(),
@@ -163,14 +167,15 @@ def run_backup(
             point = pending.point
             sealing = pending.start_sealing()  # fsync, rename, hash while the engine finalizes
         except BaseException as e:
-            _teardown(service, vm_name, opts, reporter)
+            closed = _teardown(service, vm_name, opts, reporter)
             if point is not None:
                 catalog.record(replace(point, complete=False, finished=_now()))
+            state = "finished" if closed else f"NOT finished: run `ovbackup cleanup {vm_name}`"
             if isinstance(e, KeyboardInterrupt):
-                raise Interrupted(f"interrupted; backup {backup_id} was finalized") from None
+                raise Interrupted(f"interrupted; backup {backup_id} {state}") from None
             if isinstance(e, Terminated):
                 raise Interrupted(
-                    f"terminated; backup {backup_id} was finalized", exit_code=ExitCode.TERMINATED
+                    f"terminated; backup {backup_id} {state}", exit_code=ExitCode.TERMINATED
                 ) from None
             raise
         try:
@@ -189,20 +194,27 @@ def run_backup(
         return point
 
 
-def _teardown(service: VmBackupService, vm_name: str, opts: BackupOptions, reporter: Reporter) -> None:
-    """Finalize the backup after a failure (transfers are already cancelled); never raise."""
+def _teardown(service: VmBackupService, vm_name: str, opts: BackupOptions, reporter: Reporter) -> bool:
+    """Finalize the backup after a failure (transfers are already cancelled); never raise.
+
+    Returns whether the VM is out of backup mode.
+    """
     try:
         result = finalize_backup(
             service, wait=True, wait_timeout=opts.finish_timeout, vm_name=vm_name, allow_failed=True
         )
         phase = result.backup.phase.value if result.backup and result.backup.phase else "finished"
         reporter.note(f"finalized backup {service.id} ({phase})")
-    except BackupFailedError:
-        reporter.note(f"backup {service.id} ended failed")
+        return True
+    except NotFoundError:
+        reporter.note(f"backup {service.id} was never started on the engine")
+        return True
     except (OvbackupError, KeyboardInterrupt, Terminated) as e:
         reporter.note(
-            f"could not finalize backup {service.id}: {e}; run `ovbackup cleanup {vm_name}` to finish it"
+            f"could not finalize backup {service.id}: {e or type(e).__name__}; "
+            f"run `ovbackup cleanup {vm_name}` to finish it"
         )
+        return False
 
 
 def _now() -> str:

@@ -364,3 +364,19 @@ def test_engine_refusing_the_incremental_falls_back_to_full(
     assert point["mode"] == "full" and "refused the incremental" in point["fallback"]
     assert "doesn't exist" in point["fallback"]
     assert_nothing_left_open(data_engine)
+
+
+def test_ctrl_c_while_waiting_for_ready_still_finalizes(dcli: Cli, data_engine: DataEngine) -> None:
+    pressed: list[bool] = []
+
+    def interrupt(_: float) -> None:
+        if not pressed:  # one Ctrl-C, during the first wait for ready
+            pressed.append(True)
+            raise KeyboardInterrupt
+
+    dcli.time.on_sleep = interrupt
+    r = backup(dcli)
+    assert r.code == 130
+    assert "finalized backup" in r.stderr and r.error_lines[0].endswith("finished")
+    assert_nothing_left_open(data_engine)
+    assert dcli("-o", "json", "catalog", "web01").json() == []  # no point was ever started

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typer import Abort
 from typer._click.exceptions import ClickException
 
-from ovbackup.errors import ExitCode, OvbackupError
+from ovbackup.errors import ExitCode, OvbackupError, Terminated
 
 PROG_NAME = "ovbackup"
 # The variable the completion scripts in completions/ set to ask for completions instead of a run.
@@ -83,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _print_error("interrupted")
         return ExitCode.INTERRUPTED
+    except Terminated:
+        _print_error("terminated")
+        return ExitCode.TERMINATED
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (e.g. `| head`); nothing more to say
         return ExitCode.ERROR
