@@ -97,6 +97,11 @@ def utc_stamp(when: datetime | None = None) -> str:
     return moment.strftime("%Y%m%dT%H%M%S") + f".{moment.microsecond // 1000:03d}Z"
 
 
+def timestamp() -> str:
+    """Now, as ISO 8601 with the local offset: when a point started or finished."""
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
 def safe_name(text: str) -> str:
     """A file-name-safe version of a VM name or disk alias."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")

@@ -29,6 +29,7 @@ from ovbackup.catalog import (
     RestorePoint,
     disk_file_name,
     fsync_dir,
+    timestamp,
 )
 from ovbackup.errors import ConfigError, NotFoundError, OvbackupError
 from ovbackup.model import Backup, Disk, DiskBackupMode, ImageTransfer, ImageTransferPhase
@@ -447,7 +448,7 @@ def new_point(
         backup_id=str(backup.id),
         mode="incremental" if backup.from_checkpoint_id else "full",
         format=fmt,
-        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        started=timestamp(),
         finished=None,
         from_checkpoint_id=backup.from_checkpoint_id,
         to_checkpoint_id=backup.to_checkpoint_id,

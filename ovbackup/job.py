@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ovbackup.catalog import Catalog, RestorePoint
+from ovbackup.catalog import Catalog, RestorePoint, timestamp
 from ovbackup.downloads import DownloadOptions, Reporter, download_backup, new_point
 from ovbackup.errors import (
     BackupFailedError,
@@ -169,7 +169,7 @@ def run_backup(
         except BaseException as e:
             closed = _teardown(service, vm_name, opts, reporter)
             if point is not None:
-                catalog.record(replace(point, complete=False, finished=_now()))
+                catalog.record(replace(point, complete=False, finished=timestamp()))
             state = "finished" if closed else f"NOT finished: run `ovbackup cleanup {vm_name}`"
             if isinstance(e, KeyboardInterrupt):
                 raise Interrupted(f"interrupted; backup {backup_id} {state}") from None
@@ -187,7 +187,7 @@ def run_backup(
         point = replace(
             point,
             complete=True,
-            finished=_now(),
+            finished=timestamp(),
             verified=True if opts.download.verify else None,
         )
         catalog.record(point)
@@ -215,9 +215,3 @@ def _teardown(service: VmBackupService, vm_name: str, opts: BackupOptions, repor
             f"run `ovbackup cleanup {vm_name}` to finish it"
         )
         return False
-
-
-def _now() -> str:
-    import time
-
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

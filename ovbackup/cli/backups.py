@@ -11,6 +11,7 @@ from ovbackup.cli.app import DebugOpt, OutputOpt, TimeoutOpt, connect, note, set
 if TYPE_CHECKING:
     from ovbackup.config import Settings
     from ovbackup.connection import Connection
+    from ovbackup.errors import Interrupted
     from ovbackup.model import Backup, Disk, Vm
     from ovbackup.services import VmService
 
@@ -57,7 +58,7 @@ def emit_disks(s: "Settings", disks: "list[Disk]") -> None:
         render.print_table(disks, render.DISK_FIELDS)
 
 
-def interrupted(vm: str, backup_id: str, doing: str) -> Exception:
+def interrupted(vm: str, backup_id: str, doing: str) -> "Interrupted":
     from ovbackup.errors import Interrupted
     from ovbackup.lifecycle import finalize_hint
 

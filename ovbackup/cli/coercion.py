@@ -1,30 +1,160 @@
-"""Keep pydantic out of the runs that coerce nothing: ``ovbackup COMMAND --help`` and every TAB completion.
+"""Keep pydantic out of ovbackup's start-up: ``--help``, TAB completion, and every run whose values are plain.
 
 typer (0.29) checks each parameter value with a pydantic ``TypeAdapter`` and builds that adapter on the
-first value the parameter sees, even ``None``: every global option left out of a command line paid for
-importing pydantic (about 150 ms, more than all the rest of start-up). Here each typer parameter starts with a
-stand-in that answers ``None`` itself (as typer does, without the adapter), passes values through while a
-shell completion parses resiliently (nothing is converted there, values only decide what to offer), and
-hands any other value to the adapter typer would have built, so real values are checked exactly as before.
+first value the parameter sees, even ``None``: any run paid for importing pydantic (about 90-150 ms, more
+than all the rest of start-up). Here each typer parameter starts with a stand-in that
+
+- answers ``None`` itself (as typer does, without the adapter);
+- passes values through while a shell completion parses resiliently (nothing is converted there, values
+  only decide what to offer);
+- converts the values it is sure of natively, to the very value the adapter returns: ``str``, ``bool``,
+  ``int`` and ``float`` (``Optional`` already stripped by typer) and ``list`` of those, with typer's
+  ``min=``/``max=`` (not ``clamp=`` or ``parser=``). Sure means a default of the exact type, or a command
+  line string in its plainest spelling (``-?[0-9]{1,18}`` for an int, ``-?[0-9]{1,15}(.[0-9]{1,15})?`` for
+  a float, both correctly rounded by Python and pydantic alike), and within the bounds;
+- hands anything else, out-of-range and malformed values included, to the adapter typer would have built,
+  so such values get typer's own answer and message (they are the rare runs that end in a usage error).
+
+``OVBACKUP_TYPER_COERCION=pydantic`` in the environment leaves typer as shipped (no stand-in at all): a
+debugging switch, and what tests/test_coercion.py compares every answer against.
 
 This reaches into typer's internals: if they move, importing this module fails, ``main`` goes on
 without it and start-up is merely slower (tests/test_startup_imports.py notices).
 """
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from typer._click.core import Context
-from typer._coercion import RuntimeParam, build_runtime_param
+from typer._coercion import RuntimeParam, TypeDescriptor, build_runtime_param
 from typer.core import _TyperParameter
+
+SWITCH = "OVBACKUP_TYPER_COERCION"
+# Integers up to this size convert to float exactly, as pydantic's f64 comparison needs for a bound.
+_EXACT_IN_FLOAT = 2**53
+
+Convert = Callable[[Any], Any]
+
+
+class _Unsure(Exception):
+    """The value is not one the native conversion is sure to treat as the adapter does."""
+
+
+def _plain_digits(text: str, most: int) -> bool:
+    return 0 < len(text) <= most and text.isascii() and text.isdigit()
+
+
+def _is_plain_int(text: str) -> bool:
+    return _plain_digits(text.removeprefix("-"), 18)
+
+
+def _is_plain_float(text: str) -> bool:
+    whole, dot, fraction = text.removeprefix("-").partition(".")
+    return _plain_digits(whole, 15) and (not dot or _plain_digits(fraction, 15))
+
+
+def _within(number: float, low: float | None, high: float | None) -> Any:
+    # Out of bounds: the adapter says so, in its words.
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise _Unsure
+    return number
+
+
+def _convert_str(value: Any) -> Any:
+    if type(value) is not str:  # e.g. bytes, which typer decodes its own way
+        raise _Unsure
+    return value
+
+
+def _convert_bool(value: Any) -> Any:
+    if type(value) is not bool:  # e.g. "yes", "off": pydantic's list of spellings
+        raise _Unsure
+    return value
+
+
+def _int_converter(low: Any, high: Any) -> Convert | None:
+    if any(bound is not None and type(bound) is not int for bound in (low, high)):
+        return None
+
+    def convert(value: Any) -> Any:
+        if type(value) is int:
+            return _within(value, low, high)
+        if type(value) is str and _is_plain_int(value):
+            return _within(int(value), low, high)
+        raise _Unsure
+
+    return convert
+
+
+def _float_converter(low: Any, high: Any) -> Convert | None:
+    for bound in (low, high):
+        if bound is None or (type(bound) is float and abs(bound) < float("inf")):
+            continue
+        if type(bound) is int and abs(bound) <= _EXACT_IN_FLOAT:
+            continue
+        return None
+
+    def convert(value: Any) -> Any:
+        if type(value) is float and abs(value) < float("inf"):
+            return _within(value, low, high)
+        if type(value) is int and abs(value) <= _EXACT_IN_FLOAT:
+            return _within(float(value), low, high)
+        if type(value) is str and _is_plain_float(value):
+            return _within(float(value), low, high)
+        raise _Unsure
+
+    return convert
+
+
+def _leaf_converter(annotation: Any, descriptor: TypeDescriptor) -> Convert | None:
+    info = descriptor.parameter_info
+    if annotation is str:
+        return _convert_str
+    if annotation is bool:
+        return _convert_bool
+    if annotation is int:
+        return _int_converter(info.min, info.max)
+    if annotation is float:
+        return _float_converter(info.min, info.max)
+    return None
+
+
+def native_converter(descriptor: TypeDescriptor) -> Convert | None:
+    """The native conversion for a parameter, or None when its values must all go to typer's adapter."""
+    info = descriptor.parameter_info
+    if info.parser is not None or info.clamp or descriptor.file_annotation is not None:
+        return None
+    annotation = descriptor.annotation
+    if get_origin(annotation) is not list:
+        return _leaf_converter(annotation, descriptor)
+    (item_type,) = get_args(annotation)
+    convert_item = _leaf_converter(item_type, descriptor)
+    if convert_item is None:
+        return None
+
+    def convert_list(value: Any) -> Any:
+        if type(value) not in (tuple, list):
+            raise _Unsure
+        return [convert_item(item) for item in value]
+
+    return convert_list
 
 
 @dataclass(frozen=True)
 class _Deferred(RuntimeParam):
+    convert: Convert | None
+
     # RuntimeParam.coerce has already answered None (or () for a repeatable option) itself.
     def _coerce_value(self, value: Any, param: _TyperParameter, ctx: Context) -> Any:
         if ctx.resilient_parsing:
             return value
+        if self.convert is not None:
+            try:
+                return self.convert(value)
+            except _Unsure:
+                pass
         real = build_runtime_param(param.type_descriptor)
         param._runtime_param = real
         return real.coerce(value, param=param, ctx=ctx)
@@ -34,13 +164,17 @@ def _get_runtime_param(self: _TyperParameter) -> RuntimeParam:
     if self._runtime_param is None:
         descriptor = self.type_descriptor
         self._runtime_param = _Deferred(
-            parameter_info=descriptor.parameter_info, annotation=descriptor.annotation
+            parameter_info=descriptor.parameter_info,
+            annotation=descriptor.annotation,
+            convert=native_converter(descriptor),
         )
     return self._runtime_param
 
 
 def defer_coercion() -> None:
-    """Make every typer parameter start with the stand-in described above."""
+    """Make every typer parameter start with the stand-in described above (unless switched off)."""
+    if os.environ.get(SWITCH) == "pydantic":
+        return
     # On the class, not on each parameter of the app: typer creates each command's -h/--help option only
     # while parsing, and that option, left out, is None too.
     _TyperParameter.get_runtime_param = _get_runtime_param  # type: ignore[method-assign]

@@ -134,11 +134,12 @@ def download_cmd(
     """Download the disks of a ready backup into DIR (does not finalize the backup)."""
     from dataclasses import replace
 
-    from ovbackup.catalog import Catalog
+    from ovbackup.catalog import Catalog, timestamp
     from ovbackup.cli.backups import open_vm
     from ovbackup.cli.reporting import close_reporter, make_reporter
     from ovbackup.downloads import download_backup, new_point
-    from ovbackup.errors import NotFoundError, StateError
+    from ovbackup.errors import ExitCode, NotFoundError, OvbackupError, StateError, Terminated
+    from ovbackup.lifecycle import finalize_hint
     from ovbackup.model import BackupPhase
     from ovbackup.services import SystemService
     from ovbackup.transfer import require_tools
@@ -187,9 +188,16 @@ def download_cmd(
                         reporter,
                     )
                     point = pending.start_sealing().result()
-                except KeyboardInterrupt:
-                    raise interrupted(name, backup_id, "downloading") from None
-                point = replace(point, complete=True, finished=point.started)
+                except (KeyboardInterrupt, Terminated) as e:
+                    error = interrupted(name, backup_id, "downloading")
+                    if isinstance(e, Terminated):
+                        error.exit_code = ExitCode.TERMINATED
+                    raise error from None
+                except OvbackupError:
+                    # The transfers are cancelled; the backup stays open, as `download` promises.
+                    note(f"backup {backup_id} is still open on the engine: {finalize_hint(name, backup_id)}")
+                    raise
+                point = replace(point, complete=True, finished=timestamp())
                 catalog.record(point)
         finally:
             close_reporter(reporter)
