@@ -215,10 +215,13 @@ class Catalog:
             raise ConfigError(f"{what} restore point matches {name!r} in {self.dir}")
         return matches[0]
 
-    def previous_file(self, disk_id: str, before: str | None = None) -> DiskRecord | None:
-        """The newest complete file of ``disk_id``: the backing file of its next incremental."""
+    def previous_file(self, disk_id: str, checkpoint_id: str | None) -> DiskRecord | None:
+        """The file an incremental from ``checkpoint_id`` builds on: ``disk_id`` in the complete point
+        that created that checkpoint. Any other file would give an overlay on the wrong base."""
+        if not checkpoint_id:
+            return None
         for point in reversed(self.complete_points()):
-            if before is not None and point.name >= before:
+            if point.to_checkpoint_id != checkpoint_id:
                 continue
             for disk in point.disks:
                 if disk.id == disk_id:

@@ -190,6 +190,7 @@ def _download_disk(
     disk: Disk,
     *,
     backup_id: str,
+    from_checkpoint_id: str | None,
     point: str,
     catalog: Catalog,
     transfers: _Transfers,
@@ -212,10 +213,13 @@ def _download_disk(
     proxy = transfer.proxy_url if transfer.transfer_url else None
 
     incremental = disk.backup_mode == DiskBackupMode.INCREMENTAL
-    previous = catalog.previous_file(disk.id) if incremental else None
+    previous = catalog.previous_file(disk.id, from_checkpoint_id) if incremental else None
     if incremental and (previous is None or not (catalog.dir / previous.file).exists()):
         # Never an incremental on top of a missing parent: take this disk in full instead.
-        fallbacks.append(f"disk {disk.name or disk.id}: no complete previous file, taken in full")
+        fallbacks.append(
+            f"disk {disk.name or disk.id}: no complete local file from checkpoint {from_checkpoint_id}, "
+            "taken in full"
+        )
         reporter.note(f"warning: {fallbacks[-1]}")
         incremental, previous = False, None
     if incremental and previous is not None and previous.format != opts.fmt:
@@ -408,6 +412,7 @@ def download_backup(
             _download_disk,
             disk,
             backup_id=str(backup.id),
+            from_checkpoint_id=backup.from_checkpoint_id,
             point=point.name,
             catalog=catalog,
             transfers=transfers,

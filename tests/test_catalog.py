@@ -48,7 +48,10 @@ def test_points_round_trip_and_newest_complete(tmp_path: Path) -> None:
     newest = cat.newest_complete()
     assert newest is not None and newest.name == "20260102T000000Z"
     assert [d.file for d in cat.chain(newest.disks[0])] == ["b.qcow2", "a.qcow2"]
-    assert cat.previous_file("d1") == disk("b.qcow2", "a.qcow2")
+    assert cat.previous_file("d1", "c-20260102T000000Z") == disk("b.qcow2", "a.qcow2")
+    assert cat.previous_file("d1", "c-20260101T000000Z") == disk("a.qcow2")
+    assert cat.previous_file("d1", "c-20260103T000000Z") is None  # that point is not complete
+    assert cat.previous_file("d1", None) is None
     manifest = json.loads((tmp_path / "web01" / "catalog.json").read_text())
     assert [p["complete"] for p in manifest["points"]] == [True, True, False]
 

@@ -380,3 +380,23 @@ def test_ctrl_c_while_waiting_for_ready_still_finalizes(dcli: Cli, data_engine: 
     assert "finalized backup" in r.stderr and r.error_lines[0].endswith("finished")
     assert_nothing_left_open(data_engine)
     assert dcli("-o", "json", "catalog", "web01").json() == []  # no point was ever started
+
+
+def test_download_of_an_incremental_builds_on_the_file_of_its_from_checkpoint(
+    dcli: Cli, data_engine: DataEngine, tmp_path: Path
+) -> None:
+    os_disk, _ = data_engine.web01.disks
+    first = backup(dcli, "--full").json()
+    data_engine.write_disk(os_disk.id, 2 * MiB, 1 * MiB, 0xF1)
+    second = backup(dcli, "--full").json()  # newer, but not the base of the incremental below
+    data_engine.write_disk(os_disk.id, 6 * MiB, 1 * MiB, 0xF2)
+    added = dcli("-o", "json", "add", "web01", "--from-checkpoint", first["to_checkpoint_id"]).json()
+    r = dcli("-o", "json", "download", "web01", added["id"])
+    assert r.code == 0, r.stderr
+    rec = files_by_disk(r.json())[os_disk.id]
+    assert rec["mode"] == "incremental"
+    assert rec["backing_file"] == files_by_disk(first)[os_disk.id]["file"]
+    assert rec["backing_file"] != files_by_disk(second)[os_disk.id]["file"]
+    assert rec["bytes_transferred"] == 2 * MiB  # both writes since the first checkpoint
+    assert same_image(point_dir(tmp_path) / rec["file"], data_engine.disk_path(os_disk.id))
+    assert dcli("finalize", "web01", added["id"]).code == 0
