@@ -239,6 +239,11 @@ class Catalog:
             result.append(parent)
         return result
 
+    def chain_is_whole(self, disk: DiskRecord) -> bool:
+        """Every file of the disk's chain is recorded and on disk, down to a full image."""
+        chain = self.chain(disk)
+        return not chain[-1].backing_file and all((self.dir / d.file).exists() for d in chain)
+
     def remove_partials(self) -> list[Path]:
         removed = []
         for path in self.dir.glob(f"*{PARTIAL}"):

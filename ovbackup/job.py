@@ -59,8 +59,8 @@ def plan_mode(catalog: Catalog, vm_service: VmService, mode: str, fmt: str) -> P
         reason = f"restore point {newest.name} has no checkpoint (raw disks only?)"
     elif newest.format != fmt:
         reason = f"restore point {newest.name} is {newest.format}, this backup is {fmt}"
-    elif any(not (catalog.dir / d.file).exists() for d in newest.disks):
-        reason = f"files of restore point {newest.name} are missing"
+    elif not all(catalog.chain_is_whole(d) for d in newest.disks):
+        reason = f"files of restore point {newest.name} or of its backing chain are missing"
     else:
         try:
             checkpoint = vm_service.checkpoints_service().checkpoint_service(newest.to_checkpoint_id).get()

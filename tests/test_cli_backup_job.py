@@ -400,3 +400,16 @@ def test_download_of_an_incremental_builds_on_the_file_of_its_from_checkpoint(
     assert rec["bytes_transferred"] == 2 * MiB  # both writes since the first checkpoint
     assert same_image(point_dir(tmp_path) / rec["file"], data_engine.disk_path(os_disk.id))
     assert dcli("finalize", "web01", added["id"]).code == 0
+
+
+def test_a_broken_local_chain_forces_a_full_backup(
+    dcli: Cli, data_engine: DataEngine, tmp_path: Path
+) -> None:
+    os_disk, _ = data_engine.web01.disks
+    full = backup(dcli).json()
+    data_engine.write_disk(os_disk.id, 2 * MiB, 1 * MiB, 0x91)
+    assert backup(dcli).json()["mode"] == "incremental"
+    (point_dir(tmp_path) / files_by_disk(full)[os_disk.id]["file"]).unlink()  # someone cleaned up
+    r = backup(dcli)
+    assert r.code == 0, r.stderr
+    assert r.json()["mode"] == "full" and "backing chain are missing" in r.json()["fallback"]
