@@ -38,7 +38,7 @@ _EXACT_IN_FLOAT = 2**53
 Convert = Callable[[Any], Any]
 
 
-class _Unsure(Exception):
+class NotNativeError(Exception):
     """The value is not one the native conversion is sure to treat as the adapter does."""
 
 
@@ -58,19 +58,19 @@ def _is_plain_float(text: str) -> bool:
 def _within(number: float, low: float | None, high: float | None) -> Any:
     # Out of bounds: the adapter says so, in its words.
     if (low is not None and number < low) or (high is not None and number > high):
-        raise _Unsure
+        raise NotNativeError
     return number
 
 
 def _convert_str(value: Any) -> Any:
     if type(value) is not str:  # e.g. bytes, which typer decodes its own way
-        raise _Unsure
+        raise NotNativeError
     return value
 
 
 def _convert_bool(value: Any) -> Any:
     if type(value) is not bool:  # e.g. "yes", "off": pydantic's list of spellings
-        raise _Unsure
+        raise NotNativeError
     return value
 
 
@@ -83,7 +83,7 @@ def _int_converter(low: Any, high: Any) -> Convert | None:
             return _within(value, low, high)
         if type(value) is str and _is_plain_int(value):
             return _within(int(value), low, high)
-        raise _Unsure
+        raise NotNativeError
 
     return convert
 
@@ -103,7 +103,7 @@ def _float_converter(low: Any, high: Any) -> Convert | None:
             return _within(float(value), low, high)
         if type(value) is str and _is_plain_float(value):
             return _within(float(value), low, high)
-        raise _Unsure
+        raise NotNativeError
 
     return convert
 
@@ -136,7 +136,7 @@ def native_converter(descriptor: TypeDescriptor) -> Convert | None:
 
     def convert_list(value: Any) -> Any:
         if type(value) not in (tuple, list):
-            raise _Unsure
+            raise NotNativeError
         return [convert_item(item) for item in value]
 
     return convert_list
@@ -153,7 +153,7 @@ class _Deferred(RuntimeParam):
         if self.convert is not None:
             try:
                 return self.convert(value)
-            except _Unsure:
+            except NotNativeError:
                 pass
         real = build_runtime_param(param.type_descriptor)
         param._runtime_param = real
