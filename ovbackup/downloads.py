@@ -46,6 +46,9 @@ from ovbackup.transfer import (
 )
 
 TRANSFERRING = ImageTransferPhase.TRANSFERRING
+# Transfers change phase within a second or two (a ticket is added, a session closed): poll them
+# faster than backups, whose phases follow VM operations.
+TRANSFER_POLL = 0.1
 _WAITING = (ImageTransferPhase.INITIALIZING, ImageTransferPhase.RESUMING, ImageTransferPhase.UNKNOWN)
 _FINISHED_OK = (ImageTransferPhase.FINISHED_SUCCESS,)
 _FINALIZING = (ImageTransferPhase.FINALIZING_SUCCESS, ImageTransferPhase.TRANSFERRING)
@@ -116,7 +119,7 @@ class _Transfers:
                     lambda t: t.phase in _TERMINAL,
                     timeout=timeout,
                     what=f"image transfer {transfer_id}",
-                    initial=0.25,
+                    initial=TRANSFER_POLL,
                     cap=2.0,
                     status_line=False,
                 )
@@ -141,7 +144,7 @@ def _wait_transfer(service: ImageTransfersService, transfer_id: str, timeout: fl
         timeout=timeout,
         what=f"image transfer {transfer_id}",
         describe=lambda t: t.phase.value if t.phase else "unknown",
-        initial=0.25,
+        initial=TRANSFER_POLL,
         cap=2.0,
         status_line=False,
     )
@@ -164,7 +167,7 @@ def _finalize_transfer(service: ImageTransfersService, transfer_id: str, timeout
             finished,
             timeout=timeout,
             what=f"image transfer {transfer_id}",
-            initial=0.25,
+            initial=TRANSFER_POLL,
             cap=2.0,
             status_line=False,
         )
