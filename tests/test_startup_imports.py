@@ -27,7 +27,7 @@ ENGINE_ONLY = (
     "ovbackup.services",
     "ovbackup.render",
 )
-# typer checks values with pydantic; ovbackup.cli.coercion keeps it out while no value needs checking.
+# typer checks values with pydantic; ovbackup.cli.coercion checks plain ones itself, without it.
 NOT_FOR_HELP_OR_TAB = (*ENGINE_ONLY, "pydantic")
 
 PROBE = """
@@ -51,20 +51,28 @@ with open(sys.argv[1], "w") as f:
 """
 
 
-def imported(tmp_path: Path, program: str, *args: str, env: dict[str, str] | None = None) -> set[str]:
+def probe(
+    tmp_path: Path, program: str, *args: str, env: dict[str, str] | None = None, drop: tuple[str, ...] = ()
+) -> tuple[set[str], str]:
+    """The modules loaded at the end of the program, and its stderr."""
     out = tmp_path / "modules.json"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("_OVBACKUP_", "COMP_"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("_OVBACKUP_", "COMP_", *drop))}
     proc = subprocess.run(
         [sys.executable, "-c", program, str(out), *args],
         check=False,
         cwd=ROOT,
         env={**clean, **(env or {})},
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    return set(json.loads(out.read_text()))
+    return set(json.loads(out.read_text())), proc.stderr
+
+
+def imported(tmp_path: Path, program: str, *args: str, env: dict[str, str] | None = None) -> set[str]:
+    return probe(tmp_path, program, *args, env=env)[0]
 
 
 def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
@@ -100,6 +108,29 @@ def test_completion_request(tmp_path: Path, words: str) -> None:
     modules = imported(tmp_path, PROBE, env=env)
     assert "ovbackup.cli.app" in modules
     assert loaded(modules, NOT_FOR_HELP_OR_TAB) == []
+
+
+ENGINE = ("--engine-url", "http://127.0.0.1:9", "-u", "admin@internal")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["list", "web01"],
+        ["-o", "json", "--timeout", "2.5", "--header", "X-A: 1", "list", "web01", "--max", "3"],
+        ["backup", "web01", "--dir", "D", "--disk", "a", "--max-workers", "2", "--lock-wait", "1.5"],
+        ["checkpoints", "purge", "web01", "--keep", "2", "--older-than", "0.5", "--dry-run"],
+    ],
+    ids=" ".join,
+)
+def test_command_run(tmp_path: Path, args: list[str]) -> None:
+    # Every value parsed natively (ovbackup.cli.coercion): the run goes as far as the password, no
+    # further (no OVIRT_PASSWORD, no config file, no terminal), and never loads pydantic.
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path)}
+    args = [str(tmp_path / "backups") if a == "D" else a for a in args]
+    modules, stderr = probe(tmp_path, PROBE, *ENGINE, *args, env=env, drop=("OVIRT_", "OVBACKUP_"))
+    assert "no password" in stderr
+    assert loaded(modules, ("pydantic",)) == []
 
 
 def _callbacks() -> list[Callable[..., Any]]:

@@ -8,12 +8,15 @@ than all the rest of start-up). Here each typer parameter starts with a stand-in
 - passes values through while a shell completion parses resiliently (nothing is converted there, values
   only decide what to offer);
 - converts the values it is sure of natively, to the very value the adapter returns: ``str``, ``bool``,
-  ``int`` and ``float`` (``Optional`` already stripped by typer) and ``list`` of those, with typer's
+  ``int`` and ``float`` (typer has stripped ``Optional``) and ``list`` of those, with typer's
   ``min=``/``max=`` (not ``clamp=`` or ``parser=``). Sure means a default of the exact type, or a command
-  line string in its plainest spelling (``-?[0-9]{1,18}`` for an int, ``-?[0-9]{1,15}(.[0-9]{1,15})?`` for
-  a float, both correctly rounded by Python and pydantic alike), and within the bounds;
-- hands anything else, out-of-range and malformed values included, to the adapter typer would have built,
-  so such values get typer's own answer and message (they are the rare runs that end in a usage error).
+  line string in its plainest spelling: an int is ``-?[0-9]{1,18}``, a float the same with at most 15
+  digits, optionally a dot and 1 to 15 more (Python and pydantic's Rust parser both round such a
+  decimal correctly, so to the same float); and within the bounds, compared as pydantic compares them;
+- hands anything else to the adapter typer would have built: malformed and out-of-range values (runs
+  that end in typer's usage error, in typer's words), and legal but unusual spellings (``+3``, ``1_000``,
+  ``' 3'``, ``2.0`` for an int, ``1e3``, ``inf``; ``yes`` for a bool), which cost the pydantic import but
+  get exactly typer's value.
 
 ``OVBACKUP_TYPER_COERCION=pydantic`` in the environment leaves typer as shipped (no stand-in at all): a
 debugging switch, and what tests/test_coercion.py compares every answer against.
@@ -22,10 +25,11 @@ This reaches into typer's internals: if they move, importing this module fails, 
 without it and start-up is merely slower (tests/test_startup_imports.py notices).
 """
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, get_args, get_origin
+from typing import Any, get_args
 
 from typer._click.core import Context
 from typer._coercion import RuntimeParam, TypeDescriptor, build_runtime_param
@@ -90,14 +94,14 @@ def _int_converter(low: Any, high: Any) -> Convert | None:
 
 def _float_converter(low: Any, high: Any) -> Convert | None:
     for bound in (low, high):
-        if bound is None or (type(bound) is float and abs(bound) < float("inf")):
+        if bound is None or (type(bound) is float and math.isfinite(bound)):
             continue
         if type(bound) is int and abs(bound) <= _EXACT_IN_FLOAT:
             continue
         return None
 
     def convert(value: Any) -> Any:
-        if type(value) is float and abs(value) < float("inf"):
+        if type(value) is float and math.isfinite(value):
             return _within(value, low, high)
         if type(value) is int and abs(value) <= _EXACT_IN_FLOAT:
             return _within(float(value), low, high)
@@ -126,10 +130,9 @@ def native_converter(descriptor: TypeDescriptor) -> Convert | None:
     info = descriptor.parameter_info
     if info.parser is not None or info.clamp or descriptor.file_annotation is not None:
         return None
-    annotation = descriptor.annotation
-    if get_origin(annotation) is not list:
-        return _leaf_converter(annotation, descriptor)
-    (item_type,) = get_args(annotation)
+    if not descriptor.is_list:
+        return _leaf_converter(descriptor.annotation, descriptor)
+    (item_type,) = get_args(descriptor.annotation)
     convert_item = _leaf_converter(item_type, descriptor)
     if convert_item is None:
         return None
