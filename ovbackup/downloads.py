@@ -47,8 +47,8 @@ from ovbackup.transfer import (
 
 TRANSFERRING = ImageTransferPhase.TRANSFERRING
 # Transfers change phase within a second or two (a ticket is added, a session closed): poll them
-# faster than backups, whose phases follow VM operations.
-TRANSFER_POLL = 0.1
+# faster than backups, whose phases follow VM operations, and back off gently to at most 1 s.
+TRANSFER_PACE = polling.Pace(initial=0.1, factor=1.25, cap=1.0)
 _WAITING = (ImageTransferPhase.INITIALIZING, ImageTransferPhase.RESUMING, ImageTransferPhase.UNKNOWN)
 _FINISHED_OK = (ImageTransferPhase.FINISHED_SUCCESS,)
 _FINALIZING = (ImageTransferPhase.FINALIZING_SUCCESS, ImageTransferPhase.TRANSFERRING)
@@ -119,8 +119,7 @@ class _Transfers:
                     lambda t: t.phase in _TERMINAL,
                     timeout=timeout,
                     what=f"image transfer {transfer_id}",
-                    initial=TRANSFER_POLL,
-                    cap=2.0,
+                    pace=TRANSFER_PACE,
                     status_line=False,
                 )
                 reporter.note(f"cancelled image transfer {transfer_id}")
@@ -144,8 +143,7 @@ def _wait_transfer(service: ImageTransfersService, transfer_id: str, timeout: fl
         timeout=timeout,
         what=f"image transfer {transfer_id}",
         describe=lambda t: t.phase.value if t.phase else "unknown",
-        initial=TRANSFER_POLL,
-        cap=2.0,
+        pace=TRANSFER_PACE,
         status_line=False,
     )
 
@@ -167,8 +165,7 @@ def _finalize_transfer(service: ImageTransfersService, transfer_id: str, timeout
             finished,
             timeout=timeout,
             what=f"image transfer {transfer_id}",
-            initial=TRANSFER_POLL,
-            cap=2.0,
+            pace=TRANSFER_PACE,
             status_line=False,
         )
 

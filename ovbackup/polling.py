@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 from ovbackup.errors import DeadlineError
@@ -18,19 +19,24 @@ T = TypeVar("T")
 clock: Callable[[], float] = time.monotonic
 sleep: Callable[[float], None] = time.sleep
 
-INITIAL_INTERVAL = 1.0
-MAX_INTERVAL = 10.0
-FACTOR = 1.5
+
+@dataclass(frozen=True)
+class Pace:
+    """Poll intervals: ``initial``, growing by ``factor`` up to ``cap`` seconds."""
+
+    initial: float = 1.0
+    factor: float = 1.5
+    cap: float = 10.0
+
+    def intervals(self) -> Iterator[float]:
+        interval = self.initial
+        while True:
+            yield interval
+            interval = min(self.cap, interval * self.factor)
 
 
-def backoff(
-    initial: float = INITIAL_INTERVAL, cap: float = MAX_INTERVAL, factor: float = FACTOR
-) -> Iterator[float]:
-    """Yield poll intervals: start near one second (phases often change quickly), grow to a cap."""
-    interval = initial
-    while True:
-        yield interval
-        interval = min(cap, interval * factor)
+#: backups: their phases follow VM operations (seconds to minutes); start near one second.
+BACKUP_PACE = Pace()
 
 
 def wait_for(
@@ -40,8 +46,7 @@ def wait_for(
     timeout: float | None,
     what: str,
     describe: Callable[[T], str] = str,
-    initial: float = INITIAL_INTERVAL,
-    cap: float = MAX_INTERVAL,
+    pace: Pace = BACKUP_PACE,
     status_line: bool | None = None,
 ) -> T:
     """Call ``fetch`` until ``done(result)``; raise DeadlineError after ``timeout`` seconds.
@@ -51,7 +56,7 @@ def wait_for(
     now = clock
     start = now()
     live = sys.stderr.isatty() if status_line is None else status_line
-    intervals = backoff(initial, cap)
+    intervals = pace.intervals()
     try:
         while True:
             value = fetch()
