@@ -178,7 +178,7 @@ def main() -> None:
 
     print(
         f"VM with 2 x {size / 2**30:g} GiB qcow2 disks, {data / MiB:.0f} MiB of data in all; "
-        f"engine phase step {args.phase_seconds:g} s"
+        f"engine phase step {args.phase_seconds:g} s; files in {args.workdir or tempfile.gettempdir()}"
     )
     print(f"{'run':<46}{'seconds':>9}")
     print(f"{'reference (backup_vm.py flow, sequential)':<46}{ref_seconds:>9.2f}")
