@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ovbackup.catalog import Catalog, RestorePoint, timestamp
-from ovbackup.downloads import DownloadOptions, Reporter, download_backup, new_point
+from ovbackup.downloads import DownloadOptions, download_backup, new_point
 from ovbackup.errors import (
     BackupFailedError,
     ConfigError,
@@ -26,6 +26,7 @@ from ovbackup.errors import (
 )
 from ovbackup.lifecycle import finalize_backup, select_disks, wait_for_phase
 from ovbackup.model import Backup, BackupPhase, CheckpointState, Disk
+from ovbackup.reporter import Reporter
 from ovbackup.services import SystemService, VmBackupService, VmBackupsService, VmService
 
 

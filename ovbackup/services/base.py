@@ -1,0 +1,91 @@
+"""What every service shares: the connection, the path, GETs and actions, and ``wait=False`` futures."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from ovbackup import xml
+from ovbackup.connection import Connection, QueryValue
+from ovbackup.model import (
+    ActionResult,
+)
+
+T = TypeVar("T")
+Headers = Mapping[str, str] | None
+Query = Mapping[str, QueryValue] | None
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _submit(call: Callable[[], T], wait: bool) -> T | Future[T]:
+    """Run ``call`` now, or (``wait=False``) in a worker thread, returning a Future of the same result."""
+    global _executor  # noqa: PLW0603 - one lazily created pool per process
+    if wait:
+        return call()
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ovbackup")
+    return _executor.submit(call)
+
+
+class Service:
+    def __init__(self, connection: Connection, path: str) -> None:
+        self.connection = connection
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r})"
+
+    def _get(
+        self,
+        path: str,
+        *,
+        query: Mapping[str, QueryValue | None] | None = None,
+        headers: Headers = None,
+        extra_query: Query = None,
+        timeout: float | None = None,
+    ) -> bytes:
+        merged: dict[str, QueryValue | None] = dict(extra_query or {})
+        merged.update(query or {})
+        response = self.connection.request(
+            "GET", path, query=merged, headers=headers, timeout=timeout, ok=(200,)
+        )
+        return response.content
+
+    def _get_many(
+        self,
+        path: str,
+        tag: str,
+        convert: Callable[[xml.Element], T],
+        *,
+        query: Mapping[str, QueryValue | None] | None = None,
+        headers: Headers = None,
+        extra_query: Query = None,
+        timeout: float | None = None,
+    ) -> list[T]:
+        """A collection parsed while it arrives: a VM's 10,000 backups never sit in memory as text."""
+        merged: dict[str, QueryValue | None] = dict(extra_query or {})
+        merged.update(query or {})
+        response = self.connection.request(
+            "GET", path, query=merged, headers=headers, timeout=timeout, ok=(200,), stream=True
+        )
+        return self.connection.read_stream(response, lambda raw: xml.parse_many(raw, tag, convert))
+
+    def _action(
+        self, action: str, *, headers: Headers = None, query: Query = None, timeout: float | None = None
+    ) -> ActionResult:
+        response = self.connection.request(
+            "POST",
+            f"{self.path}/{action}",
+            body=xml.build_action(),
+            headers=headers,
+            query=query,
+            timeout=timeout,
+        )
+        return xml.parse_action(response.content)

@@ -1,0 +1,51 @@
+"""``/imagetransfers``: one transfer per disk to read a backup's data through ovirt-imageio."""
+
+from __future__ import annotations
+
+from ovbackup import xml
+from ovbackup.errors import NotFoundError
+from ovbackup.model import (
+    ActionResult,
+    ImageTransfer,
+)
+from ovbackup.services.base import Service
+
+
+class ImageTransfersService(Service):
+    """``/imagetransfers``: one transfer per disk to read a backup's data through ovirt-imageio."""
+
+    def add_backup_download(
+        self,
+        *,
+        disk_id: str,
+        backup_id: str,
+        inactivity_timeout: int = 120,
+        timeout: float | None = None,
+    ) -> ImageTransfer:
+        body = xml.build_image_transfer(
+            disk_id=disk_id, backup_id=backup_id, inactivity_timeout=inactivity_timeout
+        )
+        response = self.connection.request("POST", self.path, body=body, timeout=timeout)
+        return xml.parse_one(response.content, "image_transfer", xml.image_transfer_from)
+
+    def image_transfer_service(self, id: str) -> ImageTransferService:
+        return ImageTransferService(self.connection, f"{self.path}/{id}")
+
+
+class ImageTransferService(Service):
+    @property
+    def id(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    def get(self, *, timeout: float | None = None) -> ImageTransfer:
+        try:
+            data = self._get(self.path, timeout=timeout)
+        except NotFoundError:
+            raise NotFoundError(f"image transfer {self.id} not found") from None
+        return xml.parse_one(data, "image_transfer", xml.image_transfer_from)
+
+    def finalize(self, *, timeout: float | None = None) -> ActionResult:
+        return self._action("finalize", timeout=timeout)
+
+    def cancel(self, *, timeout: float | None = None) -> ActionResult:
+        return self._action("cancel", timeout=timeout)

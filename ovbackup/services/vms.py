@@ -1,0 +1,86 @@
+"""The root of the tree and the VMs: find a VM, read its disks, reach its backups and checkpoints."""
+
+from __future__ import annotations
+
+from ovbackup import xml
+from ovbackup.connection import Connection
+from ovbackup.errors import NotFoundError
+from ovbackup.model import (
+    DiskAttachment,
+    Vm,
+)
+from ovbackup.services.backups import VmBackupsService
+from ovbackup.services.base import UUID_RE, Headers, Query, Service
+from ovbackup.services.checkpoints import VmCheckpointsService
+from ovbackup.services.transfers import ImageTransfersService
+
+
+class SystemService(Service):
+    """The root of the tree (``/ovirt-engine/api``)."""
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection, "")
+
+    def vms_service(self) -> VmsService:
+        return VmsService(self.connection, "vms")
+
+    def image_transfers_service(self) -> ImageTransfersService:
+        return ImageTransfersService(self.connection, "imagetransfers")
+
+
+class VmsService(Service):
+    def list(
+        self,
+        *,
+        search: str | None = None,
+        max: int | None = None,
+        headers: Headers = None,
+        query: Query = None,
+        timeout: float | None = None,
+    ) -> list[Vm]:
+        data = self._get(
+            self.path,
+            query={"search": search, "max": max},
+            headers=headers,
+            extra_query=query,
+            timeout=timeout,
+        )
+        return xml.parse_many(data, "vm", xml.vm_from)
+
+    def vm_service(self, id: str) -> VmService:
+        return VmService(self.connection, f"{self.path}/{id}")
+
+    def find(self, name_or_id: str, *, timeout: float | None = None) -> Vm:
+        """Resolve a VM given by UUID or by exact name (the engine's search is a prefix/glob match)."""
+        if UUID_RE.match(name_or_id):
+            try:
+                return self.vm_service(name_or_id).get(timeout=timeout)
+            except NotFoundError:
+                pass  # a VM may be *named* like a UUID; fall through to the name search
+        quoted = '"' + name_or_id.replace('"', "") + '"' if " " in name_or_id else name_or_id
+        matches = [vm for vm in self.list(search=f"name={quoted}", timeout=timeout) if vm.name == name_or_id]
+        if not matches:
+            raise NotFoundError(
+                f"VM {name_or_id!r} not found", hint="`ovbackup vms` lists the VMs you can see"
+            )
+        return matches[0]
+
+
+class VmService(Service):
+    def get(self, *, headers: Headers = None, query: Query = None, timeout: float | None = None) -> Vm:
+        try:
+            data = self._get(self.path, headers=headers, extra_query=query, timeout=timeout)
+        except NotFoundError:
+            raise NotFoundError(f"VM {self.path.rsplit('/', 1)[-1]} not found") from None
+        return xml.parse_one(data, "vm", xml.vm_from)
+
+    def disk_attachments(self, *, timeout: float | None = None) -> list[DiskAttachment]:
+        """The VM's disks, inlined with ``follow=disk`` so one request gives formats and backup flags."""
+        data = self._get(f"{self.path}/diskattachments", query={"follow": "disk"}, timeout=timeout)
+        return xml.parse_many(data, "disk_attachment", xml.disk_attachment_from)
+
+    def backups_service(self) -> VmBackupsService:
+        return VmBackupsService(self.connection, f"{self.path}/backups")
+
+    def checkpoints_service(self) -> VmCheckpointsService:
+        return VmCheckpointsService(self.connection, f"{self.path}/checkpoints")
