@@ -22,9 +22,16 @@ from ovbackup.errors import (
     NotFoundError,
     OvbackupError,
     RefusedError,
+    StateError,
     Terminated,
 )
-from ovbackup.lifecycle import finalize_backup, select_disks, wait_for_phase
+from ovbackup.lifecycle import (
+    finalize_backup,
+    finalize_hint,
+    interrupted_while,
+    select_disks,
+    wait_for_phase,
+)
 from ovbackup.model import Backup, BackupPhase, CheckpointState, Disk
 from ovbackup.reporter import Reporter
 from ovbackup.services import SystemService, VmBackupService, VmBackupsService, VmService
@@ -216,3 +223,62 @@ def _teardown(service: VmBackupService, vm_name: str, opts: BackupOptions, repor
             f"run `ovbackup cleanup {vm_name}` to finish it"
         )
         return False
+
+
+def run_download(
+    system: SystemService,
+    vm_ref: str,
+    backup_id: str,
+    root: Path,
+    opts: DownloadOptions,
+    reporter: Reporter,
+    *,
+    disk_ids: Sequence[str],
+    engine_url: str,
+) -> RestorePoint:
+    """Download a ready backup into the catalog as a restore point; the backup stays open (that is
+    what ``download`` is for: pipelines that manage the backup themselves)."""
+    vms = system.vms_service()
+    vm = vms.find(vm_ref)
+    vm_name = vm.name or vm.id
+    service = vms.vm_service(vm.id).backups_service().backup_service(backup_id)
+    backup = service.get()
+    if backup.phase != BackupPhase.READY:
+        phase = backup.phase.value if backup.phase else "unknown"
+        raise StateError(f"backup {backup_id} is {phase}; only a ready backup can be downloaded")
+    disks = service.disks()
+    if disk_ids:
+        missing = set(disk_ids) - {d.id for d in disks}
+        if missing:
+            raise NotFoundError(f"disk {', '.join(sorted(missing))} is not part of backup {backup_id}")
+        disks = [d for d in disks if d.id in disk_ids]
+    catalog = Catalog(root, vm_name)
+    catalog.ensure(vm.id)
+    with catalog.lock(0):
+        catalog.remove_partials()
+        point = new_point(
+            name=catalog.new_point_name(),
+            backup=backup,
+            vm_id=vm.id,
+            vm_name=vm_name,
+            engine_url=engine_url,
+            fmt=opts.fmt,
+            fallback=None,
+        )
+        try:
+            pending = download_backup(
+                system.image_transfers_service(), backup, disks, catalog, point, opts, reporter
+            )
+            point = pending.start_sealing().result()
+        except (KeyboardInterrupt, Terminated) as e:
+            code = ExitCode.TERMINATED if isinstance(e, Terminated) else ExitCode.INTERRUPTED
+            raise interrupted_while(vm_name, backup_id, "downloading", exit_code=code) from None
+        except OvbackupError:
+            # The transfers are cancelled; the backup stays open, as `download` promises.
+            reporter.note(
+                f"backup {backup_id} is still open on the engine: {finalize_hint(vm_name, backup_id)}"
+            )
+            raise
+        point = replace(point, complete=True, finished=timestamp())
+        catalog.record(point)
+        return point

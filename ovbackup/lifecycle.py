@@ -11,7 +11,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ovbackup import polling
-from ovbackup.errors import BackupFailedError, DeadlineError, NotFoundError, RefusedError
+from ovbackup.errors import (
+    BackupFailedError,
+    DeadlineError,
+    ExitCode,
+    Interrupted,
+    NotFoundError,
+    RefusedError,
+)
 from ovbackup.model import Backup, BackupPhase, Disk, DiskAttachment, DiskBackup
 from ovbackup.services import VmBackupService
 
@@ -51,6 +58,17 @@ def select_disks(
 
 def finalize_hint(vm: str, backup_id: str) -> str:
     return f"finish it with `ovbackup finalize {vm} {backup_id}`"
+
+
+def interrupted_while(
+    vm: str, backup_id: str, doing: str, *, exit_code: ExitCode = ExitCode.INTERRUPTED
+) -> Interrupted:
+    """The error for a Ctrl-C / SIGTERM that leaves a backup open on purpose: say how to finish it."""
+    return Interrupted(
+        f"interrupted while {doing}; backup {backup_id} of VM {vm} is still open on the engine: "
+        + finalize_hint(vm, backup_id),
+        exit_code=exit_code,
+    )
 
 
 def wait_for_phase(

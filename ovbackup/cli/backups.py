@@ -11,7 +11,6 @@ from ovbackup.cli.app import DebugOpt, OutputOpt, TimeoutOpt, connect, note, set
 if TYPE_CHECKING:
     from ovbackup.config import Settings
     from ovbackup.connection import Connection
-    from ovbackup.errors import Interrupted
     from ovbackup.model import Backup, Disk, Vm
     from ovbackup.services import VmService
 
@@ -58,16 +57,6 @@ def emit_disks(s: "Settings", disks: "list[Disk]") -> None:
         render.print_table(disks, render.DISK_FIELDS)
 
 
-def interrupted(vm: str, backup_id: str, doing: str) -> "Interrupted":
-    from ovbackup.errors import Interrupted
-    from ovbackup.lifecycle import finalize_hint
-
-    return Interrupted(
-        f"interrupted while {doing}; backup {backup_id} of VM {vm} is still open on the engine: "
-        + finalize_hint(vm, backup_id)
-    )
-
-
 def add(
     ctx: typer.Context,
     vm: VmArg,
@@ -111,7 +100,7 @@ def add(
 ) -> None:
     """Start a backup of VM (full, or incremental with --from-checkpoint)."""
     from ovbackup.errors import ConfigError
-    from ovbackup.lifecycle import select_disks, wait_for_phase
+    from ovbackup.lifecycle import interrupted_while, select_disks, wait_for_phase
     from ovbackup.model import Backup, BackupPhase
     from ovbackup.services import UUID_RE
 
@@ -147,7 +136,7 @@ def add(
             try:
                 backup = wait_for_phase(service, BackupPhase.READY, timeout=wait_timeout, vm_name=name)
             except KeyboardInterrupt:
-                raise interrupted(name, started_id, "waiting for it to be ready") from None
+                raise interrupted_while(name, started_id, "waiting for it to be ready") from None
             note(f"backup {backup.id} is ready; checkpoint {backup.to_checkpoint_id or '-'}")
         emit_backup(s, backup)
 
@@ -253,7 +242,7 @@ def wait_cmd(
 ) -> None:
     """Wait until a backup reaches a phase (exit 8 if it fails, 6 on the deadline)."""
     from ovbackup.errors import ConfigError
-    from ovbackup.lifecycle import wait_for_phase
+    from ovbackup.lifecycle import interrupted_while, wait_for_phase
     from ovbackup.model import BackupPhase
 
     if phase.lower() not in ("ready", "succeeded"):
@@ -267,7 +256,7 @@ def wait_cmd(
         try:
             backup = wait_for_phase(service, target, timeout=wait_timeout, vm_name=name)
         except KeyboardInterrupt:
-            raise interrupted(name, backup_id, "waiting") from None
+            raise interrupted_while(name, backup_id, "waiting") from None
     emit_backup(s, backup)
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ovbackup.cli.app import DebugOpt, OutputOpt, TimeoutOpt, connect, note, settings
-from ovbackup.cli.backups import BackupIdArg, VmArg, interrupted
+from ovbackup.cli.backups import BackupIdArg, VmArg
 
 if TYPE_CHECKING:
     from ovbackup.catalog import RestorePoint
@@ -132,15 +132,8 @@ def download_cmd(
     debug: DebugOpt = False,
 ) -> None:
     """Download the disks of a ready backup into DIR (does not finalize the backup)."""
-    from dataclasses import replace
-
-    from ovbackup.catalog import Catalog, timestamp
-    from ovbackup.cli.backups import open_vm
     from ovbackup.cli.reporting import close_reporter, make_reporter
-    from ovbackup.downloads import download_backup, new_point
-    from ovbackup.errors import ExitCode, NotFoundError, OvbackupError, StateError, Terminated
-    from ovbackup.lifecycle import finalize_hint
-    from ovbackup.model import BackupPhase
+    from ovbackup.job import run_download
     from ovbackup.services import SystemService
     from ovbackup.transfer import require_tools
 
@@ -149,56 +142,18 @@ def download_cmd(
     opts = _download_options(s, fmt, False, max_workers, parallel_disks)
     require_tools()
     with connect(ctx, s) as connection, sigterm_as_interrupt():
-        found, vm_service = open_vm(connection, vm)
-        name = found.name or found.id
-        service = vm_service.backups_service().backup_service(backup_id)
-        backup = service.get()
-        if backup.phase != BackupPhase.READY:
-            phase = backup.phase.value if backup.phase else "unknown"
-            raise StateError(f"backup {backup_id} is {phase}; only a ready backup can be downloaded")
-        disks = service.disks()
-        if disk:
-            missing = set(disk) - {d.id for d in disks}
-            if missing:
-                raise NotFoundError(f"disk {', '.join(sorted(missing))} is not part of backup {backup_id}")
-            disks = [d for d in disks if d.id in disk]
-        catalog = Catalog(root, name)
-        catalog.ensure(found.id)
         reporter = make_reporter()
         try:
-            with catalog.lock(0):
-                catalog.remove_partials()
-                point = new_point(
-                    name=catalog.new_point_name(),
-                    backup=backup,
-                    vm_id=found.id,
-                    vm_name=name,
-                    engine_url=connection.url,
-                    fmt=opts.fmt,
-                    fallback=None,
-                )
-                try:
-                    pending = download_backup(
-                        SystemService(connection).image_transfers_service(),
-                        backup,
-                        disks,
-                        catalog,
-                        point,
-                        opts,
-                        reporter,
-                    )
-                    point = pending.start_sealing().result()
-                except (KeyboardInterrupt, Terminated) as e:
-                    error = interrupted(name, backup_id, "downloading")
-                    if isinstance(e, Terminated):
-                        error.exit_code = ExitCode.TERMINATED
-                    raise error from None
-                except OvbackupError:
-                    # The transfers are cancelled; the backup stays open, as `download` promises.
-                    note(f"backup {backup_id} is still open on the engine: {finalize_hint(name, backup_id)}")
-                    raise
-                point = replace(point, complete=True, finished=timestamp())
-                catalog.record(point)
+            point = run_download(
+                SystemService(connection),
+                vm,
+                backup_id,
+                root,
+                opts,
+                reporter,
+                disk_ids=tuple(disk or ()),
+                engine_url=connection.url,
+            )
         finally:
             close_reporter(reporter)
     note(f"downloaded {len(point.disks)} disk(s) of backup {backup_id}; it is still open on the engine")
