@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import IO, TypeVar
@@ -65,14 +66,21 @@ def parse_datetime(text: str) -> datetime:
         raise ResponseError(f"engine sent an invalid date: {text[:40]!r}") from e
 
 
-def parse_document(data: bytes, *roots: str) -> Element:
-    """Parse one response body and check its root element is one of ``roots``."""
+@contextmanager
+def _parsing() -> Iterator[None]:
+    """Turn the parser's refusals into ResponseError: hostile (a DTD) or malformed."""
     try:
-        root: Element = SafeET.fromstring(data, forbid_dtd=True)
+        yield
     except DefusedXmlException as e:
         raise ResponseError(f"refused a hostile XML response from the engine ({type(e).__name__})") from None
     except ET.ParseError as e:
         raise ResponseError(f"engine sent malformed XML ({e})") from None
+
+
+def parse_document(data: bytes, *roots: str) -> Element:
+    """Parse one response body and check its root element is one of ``roots``."""
+    with _parsing():
+        root: Element = SafeET.fromstring(data, forbid_dtd=True)
     if roots and root.tag not in roots:
         raise ResponseError(f"engine sent <{root.tag}> where <{'> or <'.join(roots)}> was expected")
     return root
@@ -212,7 +220,7 @@ def parse_many(data: bytes | IO[bytes], tag: str, convert: Callable[[Element], T
     items: list[T] = []
     depth = 0
     root: Element | None = None
-    try:
+    with _parsing():
         source = io.BytesIO(data) if isinstance(data, bytes) else data
         for event, el in SafeET.iterparse(source, events=("start", "end"), forbid_dtd=True):
             if event == "start":
@@ -227,10 +235,6 @@ def parse_many(data: bytes | IO[bytes], tag: str, convert: Callable[[Element], T
                 if el.tag == tag:
                     items.append(convert(el))
                 root.remove(el)
-    except DefusedXmlException as e:
-        raise ResponseError(f"refused a hostile XML response from the engine ({type(e).__name__})") from None
-    except ET.ParseError as e:
-        raise ResponseError(f"engine sent malformed XML ({e})") from None
     if root is None:
         raise ResponseError(f"engine sent an empty reply where <{plural}> was expected")
     return items
