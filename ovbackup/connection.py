@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -241,13 +241,9 @@ class Connection:
             response = self.session.request(method, url, timeout=timeout, verify=self._verify, **kwargs)
         except requests.exceptions.SSLError as e:
             raise self._tls_error(e) from None
-        except requests.exceptions.Timeout:
-            raise DeadlineError(
-                f"the engine did not answer {method} {_short(url)} within {timeout:g} s",
-                hint="raise --timeout if the engine is slow",
-            ) from None
-        except requests.exceptions.ConnectionError as e:
-            if _is_read_timeout(e):  # urllib3 retried the read, then gave up: still a timeout
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as e:
+            # A read timeout that urllib3 retried and gave up on arrives as a ConnectionError.
+            if isinstance(e, requests.exceptions.Timeout) or _is_timeout(e):
                 raise DeadlineError(
                     f"the engine did not answer {method} {_short(url)} within {timeout:g} s",
                     hint="raise --timeout if the engine is slow",
@@ -332,36 +328,35 @@ def _short(url: str) -> str:
     return urlsplit(url).path
 
 
+def _causes(e: BaseException) -> Iterator[BaseException]:
+    """``e`` and what it wraps, outermost first: urllib3's ``reason``, an exception passed as the
+    first argument (requests wraps that way), then ``__cause__``/``__context__``."""
+    seen: set[int] = set()
+    current: BaseException | None = e
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            current = reason
+        elif current.args and isinstance(current.args[0], BaseException):
+            current = current.args[0]
+        else:
+            current = current.__cause__ or current.__context__
+
+
 def _root_cause(e: BaseException) -> str:
     """The innermost reason of a requests/urllib3 exception chain, without the pool noise."""
-    seen: BaseException = e
-    while True:
-        inner = getattr(seen, "reason", None)  # urllib3 MaxRetryError / NewConnectionError
-        if not isinstance(inner, BaseException):
-            inner = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
-        if inner is None:
-            inner = seen.__cause__ or seen.__context__
-        if inner is None or inner is seen:
-            break
-        seen = inner
-    text = str(seen)
+    *_, innermost = _causes(e)
+    text = str(innermost)
     if "Max retries exceeded" in text and "(Caused by" in text:
         text = text.split("(Caused by", 1)[1].rstrip(")")
     if ": " in text and text.startswith("<"):  # "<urllib3.connection.HTTPConnection object at …>: reason"
         text = text.split(": ", 1)[1]
-    return text.strip() or type(seen).__name__
+    return text.strip() or type(innermost).__name__
 
 
-def _is_read_timeout(e: BaseException) -> bool:
-    seen: BaseException | None = e
-    while seen is not None:
-        if "TimeoutError" in type(seen).__name__ or "timed out" in str(seen).lower():
-            return True
-        reason = getattr(seen, "reason", None)
-        nxt = reason if isinstance(reason, BaseException) else None
-        if nxt is None and seen.args and isinstance(seen.args[0], BaseException):
-            nxt = seen.args[0]
-        seen = nxt or seen.__cause__ or seen.__context__
-        if seen is e:
-            break
-    return False
+def _is_timeout(e: BaseException) -> bool:
+    return any(
+        "TimeoutError" in type(cause).__name__ or "timed out" in str(cause).lower() for cause in _causes(e)
+    )
