@@ -15,7 +15,7 @@ from ovbackup.model import (
     Backup,
     Disk,
 )
-from ovbackup.services.base import Headers, Query, Service, _submit
+from ovbackup.services.base import EntityService, Headers, Query, Service, _submit
 
 
 class VmBackupsService(Service):
@@ -160,12 +160,8 @@ class VmBackupsService(Service):
         return self.backup_service(head).service(rest)
 
 
-class VmBackupService(Service):
+class VmBackupService(EntityService):
     """``/vms/{vm}/backups/{id}``."""
-
-    @property
-    def id(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
 
     def get(
         self,
@@ -176,15 +172,20 @@ class VmBackupService(Service):
         timeout: float | None = None,
     ) -> Backup:
         try:
-            data = self._get(
-                self.path, query={"follow": follow}, headers=headers, extra_query=query, timeout=timeout
+            return self._get_one(
+                self.path,
+                "backup",
+                xml.backup_from,
+                query={"follow": follow},
+                headers=headers,
+                extra_query=query,
+                timeout=timeout,
             )
         except NotFoundError:
             raise NotFoundError(
                 f"backup {self.id} not found",
                 hint="the engine forgets finished backups after about 15 minutes",
             ) from None
-        return xml.parse_one(data, "backup", xml.backup_from)
 
     def finalize(
         self, *, headers: Headers = None, query: Query = None, timeout: float | None = None
@@ -197,12 +198,6 @@ class VmBackupService(Service):
     def disks(self, *, timeout: float | None = None) -> list[Disk]:
         """The backup's disks, with ``backup_mode`` (full/incremental) filled in by the engine."""
         try:
-            data = self._get(f"{self.path}/disks", timeout=timeout)
+            return self._get_many(f"{self.path}/disks", "disk", xml.disk_from, timeout=timeout)
         except NotFoundError:
             raise NotFoundError(f"backup {self.id} not found") from None
-        return xml.parse_many(data, "disk", xml.disk_from)
-
-    def service(self, path: str | None) -> Service:
-        if not path:
-            return self
-        raise NotFoundError(f"no service at {self.path}/{path}")

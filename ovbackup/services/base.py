@@ -6,13 +6,17 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ovbackup import xml
 from ovbackup.connection import Connection, QueryValue
+from ovbackup.errors import NotFoundError
 from ovbackup.model import (
     ActionResult,
 )
+
+if TYPE_CHECKING:
+    import requests
 
 T = TypeVar("T")
 Headers = Mapping[str, str] | None
@@ -50,13 +54,28 @@ class Service:
         headers: Headers = None,
         extra_query: Query = None,
         timeout: float | None = None,
-    ) -> bytes:
+        stream: bool = False,
+    ) -> requests.Response:
+        """GET with the call's own parameters over the caller's extra ``query``."""
         merged: dict[str, QueryValue | None] = dict(extra_query or {})
         merged.update(query or {})
-        response = self.connection.request(
-            "GET", path, query=merged, headers=headers, timeout=timeout, ok=(200,)
+        return self.connection.request(
+            "GET", path, query=merged, headers=headers, timeout=timeout, ok=(200,), stream=stream
         )
-        return response.content
+
+    def _get_one(
+        self,
+        path: str,
+        tag: str,
+        convert: Callable[[xml.Element], T],
+        *,
+        query: Mapping[str, QueryValue | None] | None = None,
+        headers: Headers = None,
+        extra_query: Query = None,
+        timeout: float | None = None,
+    ) -> T:
+        response = self._get(path, query=query, headers=headers, extra_query=extra_query, timeout=timeout)
+        return xml.parse_one(response.content, tag, convert)
 
     def _get_many(
         self,
@@ -70,10 +89,8 @@ class Service:
         timeout: float | None = None,
     ) -> list[T]:
         """A collection parsed while it arrives: a VM's 10,000 backups never sit in memory as text."""
-        merged: dict[str, QueryValue | None] = dict(extra_query or {})
-        merged.update(query or {})
-        response = self.connection.request(
-            "GET", path, query=merged, headers=headers, timeout=timeout, ok=(200,), stream=True
+        response = self._get(
+            path, query=query, headers=headers, extra_query=extra_query, timeout=timeout, stream=True
         )
         return self.connection.read_stream(response, lambda raw: xml.parse_many(raw, tag, convert))
 
@@ -89,3 +106,17 @@ class Service:
             timeout=timeout,
         )
         return xml.parse_action(response.content)
+
+
+class EntityService(Service):
+    """A service for one entity (a backup, a checkpoint, a transfer): the last path segment is its id,
+    and it has no sub-services to locate."""
+
+    @property
+    def id(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    def service(self, path: str | None) -> Service:
+        if not path:
+            return self
+        raise NotFoundError(f"no service at {self.path}/{path}")

@@ -9,7 +9,7 @@ from ovbackup.model import (
     Checkpoint,
     Disk,
 )
-from ovbackup.services.base import Service
+from ovbackup.services.base import EntityService, Service
 
 
 class VmCheckpointsService(Service):
@@ -22,8 +22,13 @@ class VmCheckpointsService(Service):
         max: int | None = None,
         timeout: float | None = None,
     ) -> list[Checkpoint]:
-        data = self._get(self.path, query={"follow": follow, "max": max}, timeout=timeout)
-        return xml.parse_many(data, "checkpoint", xml.checkpoint_from)
+        return self._get_many(
+            self.path,
+            "checkpoint",
+            xml.checkpoint_from,
+            query={"follow": follow, "max": max},
+            timeout=timeout,
+        )
 
     def checkpoint_service(self, id: str) -> VmCheckpointService:
         return VmCheckpointService(self.connection, f"{self.path}/{id}")
@@ -35,17 +40,14 @@ class VmCheckpointsService(Service):
         return self.checkpoint_service(head).service(rest) if sep else self.checkpoint_service(head)
 
 
-class VmCheckpointService(Service):
-    @property
-    def id(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
-
+class VmCheckpointService(EntityService):
     def get(self, *, follow: str | None = None, timeout: float | None = None) -> Checkpoint:
         try:
-            data = self._get(self.path, query={"follow": follow}, timeout=timeout)
+            return self._get_one(
+                self.path, "checkpoint", xml.checkpoint_from, query={"follow": follow}, timeout=timeout
+            )
         except NotFoundError:
             raise NotFoundError(f"checkpoint {self.id} not found") from None
-        return xml.parse_one(data, "checkpoint", xml.checkpoint_from)
 
     def remove(self, *, timeout: float | None = None) -> ActionResult:
         try:
@@ -55,10 +57,4 @@ class VmCheckpointService(Service):
         return xml.parse_action(response.content)
 
     def disks(self, *, timeout: float | None = None) -> list[Disk]:
-        data = self._get(f"{self.path}/disks", timeout=timeout)
-        return xml.parse_many(data, "disk", xml.disk_from)
-
-    def service(self, path: str | None) -> Service:
-        if not path:
-            return self
-        raise NotFoundError(f"no service at {self.path}/{path}")
+        return self._get_many(f"{self.path}/disks", "disk", xml.disk_from, timeout=timeout)

@@ -8,7 +8,7 @@ from ovbackup.model import (
     ActionResult,
     ImageTransfer,
 )
-from ovbackup.services.base import Service
+from ovbackup.services.base import EntityService, Service
 
 
 class ImageTransfersService(Service):
@@ -32,17 +32,12 @@ class ImageTransfersService(Service):
         return ImageTransferService(self.connection, f"{self.path}/{id}")
 
 
-class ImageTransferService(Service):
-    @property
-    def id(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
-
+class ImageTransferService(EntityService):
     def get(self, *, timeout: float | None = None) -> ImageTransfer:
         try:
-            data = self._get(self.path, timeout=timeout)
+            return self._get_one(self.path, "image_transfer", xml.image_transfer_from, timeout=timeout)
         except NotFoundError:
             raise NotFoundError(f"image transfer {self.id} not found") from None
-        return xml.parse_one(data, "image_transfer", xml.image_transfer_from)
 
     def finalize(self, *, timeout: float | None = None) -> ActionResult:
         return self._action("finalize", timeout=timeout)

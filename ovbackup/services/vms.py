@@ -38,14 +38,15 @@ class VmsService(Service):
         query: Query = None,
         timeout: float | None = None,
     ) -> list[Vm]:
-        data = self._get(
+        return self._get_many(
             self.path,
+            "vm",
+            xml.vm_from,
             query={"search": search, "max": max},
             headers=headers,
             extra_query=query,
             timeout=timeout,
         )
-        return xml.parse_many(data, "vm", xml.vm_from)
 
     def vm_service(self, id: str) -> VmService:
         return VmService(self.connection, f"{self.path}/{id}")
@@ -69,15 +70,21 @@ class VmsService(Service):
 class VmService(Service):
     def get(self, *, headers: Headers = None, query: Query = None, timeout: float | None = None) -> Vm:
         try:
-            data = self._get(self.path, headers=headers, extra_query=query, timeout=timeout)
+            return self._get_one(
+                self.path, "vm", xml.vm_from, headers=headers, extra_query=query, timeout=timeout
+            )
         except NotFoundError:
             raise NotFoundError(f"VM {self.path.rsplit('/', 1)[-1]} not found") from None
-        return xml.parse_one(data, "vm", xml.vm_from)
 
     def disk_attachments(self, *, timeout: float | None = None) -> list[DiskAttachment]:
         """The VM's disks, inlined with ``follow=disk`` so one request gives formats and backup flags."""
-        data = self._get(f"{self.path}/diskattachments", query={"follow": "disk"}, timeout=timeout)
-        return xml.parse_many(data, "disk_attachment", xml.disk_attachment_from)
+        return self._get_many(
+            f"{self.path}/diskattachments",
+            "disk_attachment",
+            xml.disk_attachment_from,
+            query={"follow": "disk"},
+            timeout=timeout,
+        )
 
     def backups_service(self) -> VmBackupsService:
         return VmBackupsService(self.connection, f"{self.path}/backups")
