@@ -88,13 +88,12 @@ def _download_disk(
     if incremental and (previous is None or not (catalog.dir / previous.file).exists()):
         # Never an incremental on top of a missing parent: take this disk in full instead.
         fallbacks.append(
-            f"disk {disk.name or disk.id}: no complete local file from checkpoint {from_checkpoint_id}, "
-            "taken in full"
+            f"disk {disk.label}: no complete local file from checkpoint {from_checkpoint_id}, taken in full"
         )
         reporter.note(f"warning: {fallbacks[-1]}")
         incremental, previous = False, None
     if incremental and previous is not None and previous.format != opts.fmt:
-        fallbacks.append(f"disk {disk.name or disk.id}: previous file is {previous.format}, taken in full")
+        fallbacks.append(f"disk {disk.label}: previous file is {previous.format}, taken in full")
         reporter.note(f"warning: {fallbacks[-1]}")
         incremental, previous = False, None
     mode = "incremental" if incremental else "full"
@@ -121,7 +120,7 @@ def _download_disk(
             )
             if local != remote["checksum"]:
                 raise TransferError(
-                    f"disk {disk.name or disk.id}: checksum mismatch (imageio {remote['checksum'][:16]}…, "
+                    f"disk {disk.label}: checksum mismatch (imageio {remote['checksum'][:16]}…, "
                     f"local {local[:16]}…)"
                 )
             checksum = Checksum(str(remote["algorithm"]), int(remote["block_size"]), local)

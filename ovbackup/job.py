@@ -127,10 +127,8 @@ def run_backup(
     *,
     engine_url: str,
 ) -> RestorePoint:
-    vms = system.vms_service()
-    vm = vms.find(vm_ref)
-    vm_name = vm.name or vm.id
-    vm_service = vms.vm_service(vm.id)
+    vm, vm_service = system.vms_service().open(vm_ref)
+    vm_name = vm.label
     catalog = Catalog(root, vm_name)
     catalog.ensure(vm.id)
     with catalog.lock(opts.lock_wait):
@@ -238,10 +236,9 @@ def run_download(
 ) -> RestorePoint:
     """Download a ready backup into the catalog as a restore point; the backup stays open (that is
     what ``download`` is for: pipelines that manage the backup themselves)."""
-    vms = system.vms_service()
-    vm = vms.find(vm_ref)
-    vm_name = vm.name or vm.id
-    service = vms.vm_service(vm.id).backups_service().backup_service(backup_id)
+    vm, vm_service = system.vms_service().open(vm_ref)
+    vm_name = vm.label
+    service = vm_service.backups_service().backup_service(backup_id)
     backup = service.get()
     if backup.phase != BackupPhase.READY:
         phase = backup.phase.value if backup.phase else "unknown"

@@ -81,6 +81,11 @@ class Disk:
     actual_size: int | None = None
     status: str | None = None
 
+    @property
+    def label(self) -> str:
+        """What messages call it: its alias, else its id."""
+        return self.name or self.id
+
 
 @dataclass(frozen=True)
 class DiskAttachment:
@@ -93,6 +98,11 @@ class Vm:
     id: str
     name: str | None = None
     status: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What messages call it: its name, else its id."""
+        return self.name or self.id
 
 
 @dataclass(frozen=True)

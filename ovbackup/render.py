@@ -94,7 +94,7 @@ def _checkpoints(b: Backup) -> str:
 def _disk_names(disks: Sequence[Disk] | None) -> str:
     if disks is None:
         return "-"
-    return ", ".join(d.name or d.id for d in disks) or "none"
+    return ", ".join(d.label for d in disks) or "none"
 
 
 # Backup phases, and the checkpoint state that needs action (an invalid checkpoint must be removed).

@@ -29,9 +29,7 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confir
 def open_vm(connection: "Connection", name_or_id: str) -> "tuple[Vm, VmService]":
     from ovbackup.services import SystemService
 
-    vms = SystemService(connection).vms_service()
-    vm = vms.find(name_or_id)
-    return vm, vms.vm_service(vm.id)
+    return SystemService(connection).vms_service().open(name_or_id)
 
 
 def emit_backup(s: "Settings", backup: "Backup", disks: "list[Disk] | None" = None) -> None:
@@ -109,14 +107,14 @@ def add(
         raise ConfigError(f"--backup-id must be a UUID, not {backup_id!r}")
     with connect(ctx, s) as connection:
         found, vm_service = open_vm(connection, vm)
-        name = found.name or found.id
+        name = found.label
         chosen = select_disks(
             vm_service.disk_attachments(), disk or [], incremental=bool(from_checkpoint), vm_name=name
         )
         if chosen.left_out:
             note(
                 "left out of the incremental backup (not enabled for incremental backup): "
-                + ", ".join(f"{d.name or d.id} ({d.id})" for d in chosen.left_out)
+                + ", ".join(f"{d.label} ({d.id})" for d in chosen.left_out)
             )
         backup = vm_service.backups_service().add(
             Backup(
@@ -201,7 +199,7 @@ def finalize(
     s = settings(ctx, output=output, timeout=timeout, debug=debug)
     with connect(ctx, s) as connection:
         found, vm_service = open_vm(connection, vm)
-        name = found.name or found.id
+        name = found.label
         service = vm_service.backups_service().backup_service(backup_id)
         try:
             result = finalize_backup(service, wait=wait, wait_timeout=wait_timeout, vm_name=name)
@@ -251,7 +249,7 @@ def wait_cmd(
     s = settings(ctx, output=output, timeout=timeout, debug=debug)
     with connect(ctx, s) as connection:
         found, vm_service = open_vm(connection, vm)
-        name = found.name or found.id
+        name = found.label
         service = vm_service.backups_service().backup_service(backup_id)
         try:
             backup = wait_for_phase(service, target, timeout=wait_timeout, vm_name=name)
@@ -306,7 +304,7 @@ def cleanup(
     s = settings(ctx, output=output, timeout=timeout, debug=debug)
     with connect(ctx, s) as connection:
         found, vm_service = open_vm(connection, vm)
-        name = found.name or found.id
+        name = found.label
         backups_service = vm_service.backups_service()
         open_ones = [b for b in backups_service.list() if b.phase is None or not b.phase.finished]
         if not open_ones:

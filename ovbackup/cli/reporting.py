@@ -29,7 +29,7 @@ class LineReporter:
         self._say(text)
 
     def disk_started(self, disk: Disk, mode: str, data_bytes: int, size: int) -> None:
-        self._say(f"disk {disk.name or disk.id}: {mode}, {human_size(data_bytes)} to download")
+        self._say(f"disk {disk.label}: {mode}, {human_size(data_bytes)} to download")
 
     def disk_progress(self, disk_id: str, done: int, size: int | None) -> None:
         pass
@@ -75,7 +75,7 @@ class BarReporter(LineReporter):
 
     def disk_started(self, disk: Disk, mode: str, data_bytes: int, size: int) -> None:
         with self._lock:
-            self.tasks[disk.id] = self.progress.add_task(f"{disk.name or disk.id} ({mode})", total=size)
+            self.tasks[disk.id] = self.progress.add_task(f"{disk.label} ({mode})", total=size)
             total = self.progress.tasks[self.total].total or 0
             self.progress.update(self.total, total=total + size)
 

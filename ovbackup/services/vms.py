@@ -66,6 +66,11 @@ class VmsService(Service):
             )
         return matches[0]
 
+    def open(self, name_or_id: str) -> tuple[Vm, VmService]:
+        """The VM and its service: what every per-VM command starts with."""
+        vm = self.find(name_or_id)
+        return vm, self.vm_service(vm.id)
+
 
 class VmService(Service):
     def get(self, *, headers: Headers = None, query: Query = None, timeout: float | None = None) -> Vm:
