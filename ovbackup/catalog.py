@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -139,9 +139,6 @@ class Catalog:
         self.vm_name = vm_name
         self.dir = root / safe_name(vm_name)
         self.manifest = self.dir / MANIFEST
-
-    def exists(self) -> bool:
-        return self.manifest.exists()
 
     def ensure(self, vm_id: str) -> None:
         """Create the directory; refuse one that belongs to another VM of the same name."""
@@ -278,7 +275,3 @@ class Catalog:
             yield
         finally:
             os.close(fd)
-
-
-def mark(point: RestorePoint, **changes: Any) -> RestorePoint:
-    return replace(point, **changes)

@@ -85,8 +85,8 @@ def _download_disk(
 
     incremental = disk.backup_mode == DiskBackupMode.INCREMENTAL
     previous = catalog.previous_file(disk.id, from_checkpoint_id) if incremental else None
-    if incremental and (previous is None or not (catalog.dir / previous.file).exists()):
-        # Never an incremental on top of a missing parent: take this disk in full instead.
+    if incremental and (previous is None or not catalog.chain_is_whole(previous)):
+        # Never an incremental on a missing parent or a broken chain: take this disk in full instead.
         fallbacks.append(
             f"disk {disk.label}: no complete local file from checkpoint {from_checkpoint_id}, taken in full"
         )
