@@ -28,11 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ovbackup.connection import Connection  # noqa: E402
-from ovbackup.model import Backup, BackupPhase, Disk, ImageTransferPhase  # noqa: E402
-from ovbackup.services import SystemService  # noqa: E402
-from tests.engine import DiskSpec, FakeEngine  # noqa: E402
-from tests.engine.dataplane import DataPlane  # noqa: E402
+from ovirt_fake_engine import DiskSpec, FakeEngine  # noqa: E402
+from ovirt_fake_engine.dataplane import DataPlane  # noqa: E402
+
+from ovbackup.engine.connection import Connection  # noqa: E402
+from ovbackup.engine.model import Backup, BackupPhase, Disk, ImageTransferPhase  # noqa: E402
+from ovbackup.engine.services import SystemService  # noqa: E402
 
 MiB = 1 << 20
 BIN = Path(sys.executable).parent

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.engine import DiskSpec, FakeEngine  # noqa: E402
+from ovirt_fake_engine import DiskSpec, FakeEngine  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

@@ -126,6 +126,16 @@ class BackupFailedError(OvbackupError):
     exit_code = ExitCode.BACKUP_FAILED
 
 
+class TransferError(OvbackupError):
+    """A disk's data could not be moved or did not verify: the restore point is not complete."""
+
+    exit_code = ExitCode.BACKUP_FAILED
+
+
+class SpaceError(ConfigError):
+    """Not enough free space in the backup directory for the data to transfer."""
+
+
 class LockedError(OvbackupError):
     exit_code = ExitCode.LOCKED
 

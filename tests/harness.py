@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ovirt_fake_engine import FakeEngine
 
-from ovbackup import polling
 from ovbackup.cli import main
-from ovbackup.services import VmBackupsService
-from tests.engine import FakeEngine
+from ovbackup.engine import polling
+from ovbackup.engine.services import VmBackupsService
 
 ENV_VARS = (
     "OVIRT_URL",

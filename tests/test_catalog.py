@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ovbackup.catalog import Catalog, DiskRecord, RestorePoint, disk_file_name, utc_stamp
 from ovbackup.errors import ConfigError, LockedError
+from ovbackup.store.catalog import Catalog, DiskRecord, RestorePoint, disk_file_name, utc_stamp
 
 
 def point(name: str, *, complete: bool = True, disks: tuple[DiskRecord, ...] = ()) -> RestorePoint:
@@ -85,7 +85,7 @@ def test_a_crash_while_writing_never_leaves_half_a_manifest(tmp_path: Path) -> N
     script = (
         "import sys; from pathlib import Path\n"
         "from tests.test_catalog import point\n"
-        "from ovbackup.catalog import Catalog\n"
+        "from ovbackup.store.catalog import Catalog\n"
         "cat = Catalog(Path(sys.argv[1]), 'web01')\n"
         "i = 0\n"
         "while True:\n"

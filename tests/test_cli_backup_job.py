@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ovirt_fake_engine.demo import DataEngine
 
-from ovbackup import transfer
-from tests.engine.demo import DataEngine
+from ovbackup.imageio import client as transfer
 from tests.harness import Cli, Result
 
 MiB = 1 << 20
@@ -226,7 +226,7 @@ def test_verify_catches_a_corrupted_file(dcli: Cli, data_engine: DataEngine, tmp
 def test_checksum_mismatch_at_backup_time_fails_the_backup(
     dcli: Cli, data_engine: DataEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ovbackup import downloads
+    from ovbackup.jobs import download as downloads
 
     monkeypatch.setattr(downloads, "image_checksum", lambda *a, **k: "0" * 64)
     r = backup(dcli, "--verify")
@@ -326,7 +326,7 @@ def test_backup_over_tls_with_the_engine_ca(dcli: Cli, data_engine: DataEngine, 
 
 
 def test_a_disk_new_to_the_chain_is_taken_in_full(dcli: Cli, data_engine: DataEngine, tmp_path: Path) -> None:
-    from tests.engine import DiskSpec
+    from ovirt_fake_engine import DiskSpec
 
     full = backup(dcli).json()
     new = data_engine.add_disk(
@@ -346,8 +346,8 @@ def test_a_disk_new_to_the_chain_is_taken_in_full(dcli: Cli, data_engine: DataEn
 def test_engine_refusing_the_incremental_falls_back_to_full(
     dcli: Cli, data_engine: DataEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ovbackup.model import Checkpoint, CheckpointState
-    from ovbackup.services import VmCheckpointService
+    from ovbackup.engine.model import Checkpoint, CheckpointState
+    from ovbackup.engine.services import VmCheckpointService
 
     full = backup(dcli).json()
     assert dcli("checkpoints", "remove", "web01", full["to_checkpoint_id"], "--yes").code == 0

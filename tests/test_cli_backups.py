@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from ovirt_fake_engine import DiskSpec, FakeEngine, Vm
 from ovirtsdk4.reader import Reader
 
-from tests.engine import DiskSpec, FakeEngine, Vm
 from tests.harness import Cli
 
 BACKUP_KEYS = {

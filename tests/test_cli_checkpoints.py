@@ -9,8 +9,8 @@ import uuid
 from datetime import timedelta, timezone
 
 import pytest
+from ovirt_fake_engine import Checkpoint, FakeEngine, Vm
 
-from tests.engine import Checkpoint, FakeEngine, Vm
 from tests.harness import Cli, Result
 
 DAY = 86400.0

@@ -6,11 +6,11 @@ import socket
 from pathlib import Path
 
 import pytest
+from ovirt_fake_engine import DiskSpec, FakeEngine, Vm
 
-from ovbackup.connection import Connection
-from ovbackup.model import Backup, Disk
-from ovbackup.services import SystemService, VmBackupsService
-from tests.engine import DiskSpec, FakeEngine, Vm
+from ovbackup.engine.connection import Connection
+from ovbackup.engine.model import Backup, Disk
+from ovbackup.engine.services import SystemService, VmBackupsService
 from tests.harness import Cli, Result
 
 

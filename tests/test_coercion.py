@@ -1,4 +1,4 @@
-"""ovbackup.cli.coercion converts plain values without pydantic: every answer must be typer's own.
+"""ovbackup.cli.typer_fast converts plain values without pydantic: every answer must be typer's own.
 
 Each command line runs twice in fresh interpreters, once as shipped and once with
 ``OVBACKUP_TYPER_COERCION=pydantic`` (typer untouched), and the two must agree byte for byte: exit status,
@@ -22,7 +22,7 @@ import pytest
 from typer._coercion import AdapterRuntimeParam, build_runtime_param, resolve_type_descriptor
 from typer.models import OptionInfo
 
-from ovbackup.cli.coercion import SWITCH, NotNativeError, native_converter
+from ovbackup.cli.typer_fast import SWITCH, NotNativeError, native_converter
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE = ["--engine-url", "http://127.0.0.1:9", "-u", "admin@internal"]
@@ -121,7 +121,7 @@ PARSE = """
 import sys
 from typer.main import get_command
 from ovbackup.cli.app import app
-from ovbackup.cli.coercion import defer_coercion
+from ovbackup.cli.typer_fast import defer_coercion
 
 defer_coercion()
 ctx = get_command(app).make_context("ovbackup", sys.argv[1:])

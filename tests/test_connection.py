@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 import requests
+from ovirt_fake_engine import FakeEngine
 
-from ovbackup.connection import Connection, normalize_url
+from ovbackup.engine.connection import Connection, normalize_url
 from ovbackup.errors import AuthError, EngineUnavailableError
-from tests.engine import FakeEngine
 
 
 @pytest.mark.parametrize(

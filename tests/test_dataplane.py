@@ -1,6 +1,6 @@
 """Proofs that the test data plane is a real one: the stock ``ovirt_imageio.client`` downloads
 full and incremental backups from it, over HTTP and TLS, and the server's checksum matches the
-client's. If qemu, imageio or :mod:`tests.engine.dataplane` break, these tests fail -- they are
+client's. If qemu, imageio or :mod:`ovirt_fake_engine.dataplane` break, these tests fail -- they are
 never skipped.
 """
 
@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ovirt_fake_engine.dataplane import DataPlane, DataPlaneError, image_info, make_tls
 from ovirt_imageio import client
-
-from tests.engine.dataplane import DataPlane, DataPlaneError, image_info, make_tls
 
 MiB = 1 << 20
 DISK_SIZE = 128 * MiB

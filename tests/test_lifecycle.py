@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from ovbackup import polling
+from ovbackup.engine import polling
+from ovbackup.engine.model import ActionResult, Backup, BackupPhase, Disk, DiskAttachment, DiskBackup
+from ovbackup.engine.services import VmBackupService
 from ovbackup.errors import BackupFailedError, NotFoundError
-from ovbackup.lifecycle import finalize_backup, select_disks
-from ovbackup.model import ActionResult, Backup, BackupPhase, Disk, DiskAttachment, DiskBackup
-from ovbackup.services import VmBackupService
+from ovbackup.jobs.lifecycle import finalize_backup, select_disks
 
 
 class ScriptedBackup(VmBackupService):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ovbackup import polling
+from ovbackup.engine import polling
 from ovbackup.errors import DeadlineError
 
 

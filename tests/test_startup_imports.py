@@ -23,11 +23,11 @@ ENGINE_ONLY = (
     "rich",
     "urllib3",
     "defusedxml",
-    "ovbackup.connection",
-    "ovbackup.services",
-    "ovbackup.render",
+    "ovbackup.engine.connection",
+    "ovbackup.engine.services",
+    "ovbackup.cli.render",
 )
-# typer checks values with pydantic; ovbackup.cli.coercion checks plain ones itself, without it.
+# typer checks values with pydantic; ovbackup.cli.typer_fast checks plain ones itself, without it.
 NOT_FOR_HELP_OR_TAB = (*ENGINE_ONLY, "pydantic")
 
 PROBE = """
@@ -124,7 +124,7 @@ ENGINE = ("--engine-url", "http://127.0.0.1:9", "-u", "admin@internal")
     ids=" ".join,
 )
 def test_command_run(tmp_path: Path, args: list[str]) -> None:
-    # Every value parsed natively (ovbackup.cli.coercion): the run goes as far as the password, no
+    # Every value parsed natively (ovbackup.cli.typer_fast): the run goes as far as the password, no
     # further (no OVIRT_PASSWORD, no config file, no terminal), and never loads pydantic.
     env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path)}
     args = [str(tmp_path / "backups") if a == "D" else a for a in args]

@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.engine import FakeEngine, Vm
-from tests.engine.demo import DataEngine
+from ovirt_fake_engine import FakeEngine, Vm
+from ovirt_fake_engine.demo import DataEngine
 
 COLOUR = re.compile(r"\x1b\[(?:\d+;)*(?:3[0-7]|9[0-7]|38)(?:;|m)")  # SGR foreground colours
 

@@ -9,9 +9,9 @@ import ovirtsdk4.types as types
 import pytest
 from ovirtsdk4.reader import Reader
 
-from ovbackup import xml
+from ovbackup.engine import xml
+from ovbackup.engine.model import Backup, BackupPhase, Disk, DiskBackupMode
 from ovbackup.errors import ResponseError
-from ovbackup.model import Backup, BackupPhase, Disk, DiskBackupMode
 
 ENGINE_BACKUP = b"""<backup href="/ovirt-engine/api/vms/V/backups/B" id="B">
   <actions><link href="/ovirt-engine/api/vms/V/backups/B/finalize" rel="finalize"/></actions>

@@ -9,9 +9,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-# typer (>= 0.29, pinned) vendors click; its exceptions are the ones raised for bad flags.
-from typer import Abort
-from typer._click.exceptions import ClickException
+# typer (>= 0.29) vendors click; click's exceptions (bad flags, usage) derive from the public
+# typer.TyperException, so that is the one name caught here.
+from typer import Abort, TyperException
 
 from ovbackup.errors import ExitCode, OvbackupError, Terminated
 
@@ -40,6 +40,17 @@ def _debug_logging() -> None:
     logger.propagate = False
 
 
+def _register_completion() -> None:
+    try:
+        from ovbackup.cli.typer_fast import register_completion
+    except ImportError:  # an untested typer: the same call through its public-named module
+        import importlib
+
+        getattr(importlib.import_module("typer.completion"), "completion_init")()  # noqa: B009
+    else:
+        register_completion()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the exit status (the console script passes it to sys.exit)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -49,17 +60,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.environ.get(COMPLETE_VAR):
         # add_completion=False keeps --install-completion out of the help, and with it typer's call to
         # completion_init(), which registers the bash/zsh/fish handlers this request needs.
-        from typer._completion_classes import completion_init
-
-        completion_init()
+        _register_completion()
     from typer.main import get_command
 
     from ovbackup.cli.app import app
 
     command = get_command(app)
-    try:
-        from ovbackup.cli.coercion import defer_coercion
-    except ImportError:  # typer's internals moved: run as typer would, only slower to start
+    try:  # the one reach into typer's internals, for start-up speed; guarded by version
+        from ovbackup.cli.typer_fast import defer_coercion
+    except ImportError:  # an untested typer, or its internals moved: run as typer would, only slower
         pass
     else:
         defer_coercion()
@@ -67,9 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = command.main(
             args=args, prog_name=PROG_NAME, complete_var=COMPLETE_VAR, standalone_mode=False
         )
-    except ClickException as e:
-        e.show()
-        return ExitCode.USAGE if e.exit_code == 2 else e.exit_code
+    except TyperException as e:  # click's usage errors (bad flags, missing arguments)
+        show = getattr(e, "show", None)
+        if show is not None:
+            show()
+        else:
+            _print_error(str(e))
+        code = int(getattr(e, "exit_code", ExitCode.USAGE))
+        return ExitCode.USAGE if code == 2 else code
     except Abort:
         _print_error("interrupted")
         return ExitCode.INTERRUPTED

@@ -15,8 +15,6 @@ tests/test_completion.py. Install one of them:
 import sys
 from collections.abc import Sequence
 
-from typer._completion_shared import get_completion_script
-
 from ovbackup.cli import COMPLETE_VAR, PROG_NAME
 
 SHELLS = ("bash", "zsh", "fish")
@@ -39,7 +37,10 @@ def completion_script(shell: str) -> str:
     """The completion script for ``shell``, ending in a newline as the files in completions/ do."""
     if shell not in SHELLS:
         raise ValueError(f"no completion for {shell!r}: choose {', '.join(SHELLS)}")
-    script = get_completion_script(prog_name=PROG_NAME, complete_var=COMPLETE_VAR, shell=shell)
+    # typer's scripts come from its internals, reached only through the guarded module.
+    from ovbackup.cli.typer_fast import completion_script
+
+    script = completion_script(PROG_NAME, COMPLETE_VAR, shell)
     if shell == "zsh":
         names = {"func": f"_{PROG_NAME}_completion", "prog": PROG_NAME}
         register = _ZSH_REGISTER.format(**names)

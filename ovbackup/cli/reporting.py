@@ -9,9 +9,9 @@ import sys
 import threading
 from typing import Any
 
-from ovbackup.catalog import DiskRecord
-from ovbackup.model import Disk
-from ovbackup.render import human_size
+from ovbackup.cli.render import human_size
+from ovbackup.engine.model import Disk
+from ovbackup.store.catalog import DiskRecord
 
 
 class LineReporter:

@@ -1,0 +1,252 @@
+"""Route authenticated ``/ovirt-engine/api/...`` requests to the engine state and render replies.
+
+Kept apart from server.py so the HTTP plumbing (auth, SSO, fault switches, TLS) and the REST
+resources can each be read on their own. Request bodies are parsed with the SDK's own reader
+(``ovirtsdk4.reader.Reader``): if the generated SDK could not read a body, the engine's JAXB layer
+would not have accepted it either.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import ovirtsdk4  # noqa: F401  (importing the package registers every reader)
+import ovirtsdk4.types as types
+from ovirtsdk4.reader import Reader
+
+from ovirt_fake_engine import transfers, xmlout
+from ovirt_fake_engine.dataplane import DataPlaneError
+from ovirt_fake_engine.model import ApiError
+from ovirt_fake_engine.state import EngineState
+
+XML = "application/xml"
+# Collection segment → (collection root tag, entity root tag); used to craft hostile replies.
+_ROOTS = {
+    "vms": ("vms", "vm"),
+    "disks": ("disks", "disk"),
+    "diskattachments": ("disk_attachments", "disk_attachment"),
+    "backups": ("backups", "backup"),
+    "checkpoints": ("checkpoints", "checkpoint"),
+    "hosts": ("hosts", "host"),
+    "imagetransfers": ("image_transfers", "image_transfer"),
+}
+
+
+@dataclass
+class Reply:
+    """An HTTP reply before it hits the socket; ``content_type`` None means an empty body."""
+
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _BadBody(Exception):
+    """The body is not what JAXB would unmarshal into the expected type."""
+
+
+def xml_reply(status: int, text: str, headers: dict[str, str] | None = None) -> Reply:
+    """An XML reply with the declaration the engine writes."""
+    return Reply(status, xmlout.document(text), XML, headers or {})
+
+
+def expected_root(method: str, parts: list[str]) -> str:
+    """The root element a client expects from this request (for ``hostile_next``)."""
+    if method == "DELETE" or (method == "POST" and parts and parts[-1] not in _ROOTS):
+        return "action"
+    if not parts:
+        return "api"
+    if parts[-1] in _ROOTS:
+        return _ROOTS[parts[-1]][1 if method == "POST" else 0]
+    return _ROOTS.get(parts[-2] if len(parts) > 1 else "", ("", "vm"))[1]
+
+
+def handle(
+    state: EngineState,
+    method: str,
+    parts: list[str],
+    query: dict[str, list[str]],
+    body: bytes,
+    base_url: str,
+) -> Reply:
+    """Serve one API request; engine refusals become a ``<fault>`` or an empty 404."""
+    try:
+        with state.lock:
+            return _route(state, method, parts, query, body, base_url)
+    except ApiError as err:
+        if err.reason is None:
+            return Reply(err.status)
+        return xml_reply(err.status, xmlout.fault(err.reason, err.detail))
+    except _BadBody:
+        return xml_reply(400, xmlout.usage_message())
+    except DataPlaneError as err:  # a broken test setup (qemu, imageio) must be loud, not a hang-up
+        return xml_reply(500, xmlout.fault("Operation Failed", f"[fake engine data plane: {err}]"))
+
+
+def _read(body: bytes, expected: type) -> object:
+    try:
+        obj = Reader.read(body) if body.strip() else None
+    except Exception:  # the SDK raises its own Error or libxml2 complaints
+        obj = None
+    if not isinstance(obj, expected):
+        raise _BadBody
+    return obj
+
+
+def _q(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[0] if values else None
+
+
+def _max(query: dict[str, list[str]]) -> int | None:
+    raw = _q(query, "max")
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        # Not checked against a real engine: it rejects a non-integer max with a 400 fault.
+        raise ApiError(400, "Invalid value", f"'{raw}' is not a valid value for 'max'") from None
+    return None if value < 0 else value
+
+
+def _follow(query: dict[str, list[str]]) -> set[str]:
+    return {p.strip() for v in query.get("follow", []) for p in v.split(",") if p.strip()}
+
+
+def _cut(items: list[str], limit: int | None) -> list[str]:
+    return items if limit is None else items[:limit]
+
+
+def _search_vms(state: EngineState, search: str | None) -> list[str]:
+    """``name=X`` / ``name=X*`` like the engine's search (ILIKE: case-insensitive)."""
+    vms = list(state.vms.values())
+    if search is None or not search.strip():
+        return [v.id for v in vms]
+    m = re.fullmatch(r"\s*name\s*=\s*(\S+)\s*", search)
+    if m is None:
+        raise ApiError(400, "Operation Failed", f"[fake engine: unsupported search {search!r}, use name=X]")
+    rx = re.compile(".*".join(re.escape(p) for p in m.group(1).split("*")), re.IGNORECASE)
+    return [v.id for v in vms if rx.fullmatch(v.name)]
+
+
+def _route(
+    state: EngineState,
+    method: str,
+    parts: list[str],
+    query: dict[str, list[str]],
+    body: bytes,
+    base_url: str,
+) -> Reply:
+    date = state.date_text
+    limit = _max(query)
+    follow = _follow(query)
+    match (method, parts):
+        case ("GET", []):
+            return xml_reply(200, xmlout.api_root(date(state.now()), len(state.vms)))
+        case ("GET", ["vms"]):
+            ids = _cut(_search_vms(state, _q(query, "search")), limit)
+            items = [xmlout.vm(state.vms[i], state.cluster_id) for i in ids]
+            return xml_reply(200, xmlout.collection("vms", items))
+        case ("GET", ["vms", vm_id]):
+            return xml_reply(200, xmlout.vm(state.vm(vm_id), state.cluster_id))
+        case ("GET", ["vms", vm_id, "diskattachments"]):
+            disks = state.vm(vm_id).disks
+            items = [xmlout.disk_attachment(d, i == 0, "disk" in follow) for i, d in enumerate(disks)]
+            return xml_reply(200, xmlout.collection("disk_attachments", _cut(items, limit)))
+        case ("GET", ["vms", vm_id, "diskattachments", disk_id]):
+            disks = state.vm(vm_id).disks
+            for i, d in enumerate(disks):
+                if d.id == disk_id:
+                    return xml_reply(200, xmlout.disk_attachment(d, i == 0, "disk" in follow))
+            raise ApiError(404)
+        case ("GET", ["vms", vm_id, "backups"]):
+            backups = state.backups(vm_id)[:limit] if limit is not None else state.backups(vm_id)
+            items = [xmlout.backup(b, date, "disks" in follow) for b in backups]
+            return xml_reply(200, xmlout.collection("backups", items))
+        case ("POST", ["vms", vm_id, "backups"]):
+            state.vm(vm_id)  # unknown VM: 404 before the body is looked at
+            new = _read(body, types.Backup)
+            assert isinstance(new, types.Backup)
+            disk_ids = [d.id for d in (new.disks or [])]
+            if None in disk_ids:
+                raise ApiError(400, "Incomplete parameters", "Disk [id] required for add")
+            b = state.start_backup(
+                vm_id,
+                disk_ids,
+                backup_id=new.id,
+                from_checkpoint_id=new.from_checkpoint_id,
+                description=new.description,
+                query=query,
+            )
+            location = f"{base_url}{xmlout.API}/vms/{vm_id}/backups/{b.id}"
+            return xml_reply(201, xmlout.backup(b, date), {"Location": location})
+        case ("GET", ["vms", vm_id, "backups", backup_id]):
+            b = state.backup(vm_id, backup_id)
+            return xml_reply(200, xmlout.backup(b, date, "disks" in follow))
+        case ("POST", ["vms", vm_id, "backups", backup_id, "finalize"]):
+            state.backup(vm_id, backup_id)  # 404 first (the handler calls get())
+            _read(body, types.Action)
+            state.finalize(vm_id, backup_id)
+            if _q(query, "async") == "true":
+                return Reply(202)  # non-blocking action: no body (ovirt-api.md §4)
+            return xml_reply(200, xmlout.action())
+        case ("GET", ["vms", vm_id, "backups", backup_id, "disks"]):
+            items = xmlout.backup_disks(state.backup(vm_id, backup_id))
+            return xml_reply(200, xmlout.collection("disks", _cut(items, limit)))
+        case ("GET", ["vms", vm_id, "backups", backup_id, "disks", disk_id]):
+            b = state.backup(vm_id, backup_id)
+            for d, text in zip(b.disks, xmlout.backup_disks(b), strict=True):
+                if d.id == disk_id:
+                    return xml_reply(200, text)
+            raise ApiError(404)
+        case ("GET", ["vms", vm_id, "checkpoints"]):
+            cps = state.checkpoints(vm_id)
+            items = [xmlout.checkpoint(c, date, state.disks, "disks" in follow) for c in cps]
+            return xml_reply(200, xmlout.collection("checkpoints", _cut(items, limit)))
+        case ("GET", ["vms", vm_id, "checkpoints", cp_id]):
+            cp = state.checkpoint(vm_id, cp_id)
+            return xml_reply(200, xmlout.checkpoint(cp, date, state.disks, "disks" in follow))
+        case ("DELETE", ["vms", vm_id, "checkpoints", cp_id]):
+            state.remove_checkpoint(vm_id, cp_id)
+            return xml_reply(200, xmlout.action())
+        case ("GET", ["vms", vm_id, "checkpoints", cp_id, "disks"]):
+            items = xmlout.checkpoint_disks(state.checkpoint(vm_id, cp_id), state.disks)
+            return xml_reply(200, xmlout.collection("disks", _cut(items, limit)))
+        case ("GET", ["vms", vm_id, "checkpoints", cp_id, "disks", disk_id]):
+            cp = state.checkpoint(vm_id, cp_id)
+            if disk_id not in cp.disk_ids or disk_id not in state.disks:
+                raise ApiError(404)
+            return xml_reply(200, xmlout.checkpoint_disks(cp, {disk_id: state.disks[disk_id]})[0])
+        case ("GET", ["disks"]):
+            items = [xmlout.disk(d) for d in state.disks.values()]
+            return xml_reply(200, xmlout.collection("disks", _cut(items, limit)))
+        case ("GET", ["disks", disk_id]):
+            if disk_id not in state.disks:
+                raise ApiError(404)
+            return xml_reply(200, xmlout.disk(state.disks[disk_id]))
+        case ("GET", ["hosts", host_id]):
+            if host_id != state.host_id:
+                raise ApiError(404)
+            return xml_reply(200, xmlout.host(host_id))
+        case ("GET", ["imagetransfers"]):
+            state.settle()
+            items = [xmlout.image_transfer(t) for t in state.transfers.values()]
+            return xml_reply(200, xmlout.collection("image_transfers", _cut(items, limit)))
+        case ("POST", ["imagetransfers"]):
+            req = _read(body, types.ImageTransfer)
+            assert isinstance(req, types.ImageTransfer)
+            t = transfers.create(state, req)
+            location = f"{base_url}{xmlout.API}/imagetransfers/{t.id}"
+            return xml_reply(201, xmlout.image_transfer(t), {"Location": location})
+        case ("GET", ["imagetransfers", transfer_id]):
+            return xml_reply(200, xmlout.image_transfer(transfers.get(state, transfer_id)))
+        case ("POST", ["imagetransfers", transfer_id, ("finalize" | "cancel") as verb]):
+            transfers.get(state, transfer_id)  # 404 before the body is looked at
+            _read(body, types.Action)
+            (transfers.finalize if verb == "finalize" else transfers.cancel)(state, transfer_id)
+            return xml_reply(200, xmlout.action())
+        case _:
+            return Reply(404)

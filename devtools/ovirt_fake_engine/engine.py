@@ -1,0 +1,344 @@
+"""``FakeEngine``: the object tests hold. It owns the state, the HTTP server and the fault switches.
+
+Its data-plane side (real disk images, guest writes, image transfers) is in data.py.
+
+Fault switches act on the next N API requests (SSO ones too with ``sso=True``) so tests can
+provoke outages, lost replies, slow answers and hostile bodies deterministically. Authentication
+follows ovirt-api.md §7: an OAuth password grant at the SSO endpoint, Bearer (or Basic) on the API.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import secrets
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qs
+
+from requests.structures import CaseInsensitiveDict
+
+from ovirt_fake_engine import api
+from ovirt_fake_engine.data import DataPlaneControls
+from ovirt_fake_engine.dataplane import DataPlane
+from ovirt_fake_engine.model import Backup, Checkpoint, Disk, DiskSpec, Vm
+from ovirt_fake_engine.server import API_PREFIX, SSO_LOGOUT, RecordedRequest, _Server
+from ovirt_fake_engine.state import EngineState
+
+
+@dataclass
+class _Switch:
+    """A fault switch armed for the next ``left`` matching requests."""
+
+    kind: str  # fail | drop | delay | unauthorized | hostile
+    left: int
+    sso: bool = False
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+def _json(status: int, data: dict[str, str]) -> api.Reply:
+    return api.Reply(status, json.dumps(data).encode(), "application/json")
+
+
+class FakeEngine(DataPlaneControls):
+    """A stateful fake oVirt engine on loopback: start it, seed VMs, point a client at ``url``.
+
+    With ``dataplane`` the disks are real images served by that imageio daemon (see
+    ``attach_dataplane``); the engine does not start or stop the data plane itself.
+    """
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None = None,
+        phase_seconds: float = 1.0,
+        *,
+        dataplane: DataPlane | None = None,
+        disk_dir: Path | None = None,
+    ):
+        self.ssl_context = ssl_context
+        self.state = EngineState(phase_seconds)
+        if dataplane is not None:
+            self.attach_dataplane(dataplane, disk_dir)
+        self.username = "admin@internal"
+        self.password = "secret-pw"
+        self.logins = 0
+        self.logouts = 0
+        self._tokens: set[str] = set()
+        self._log: list[RecordedRequest] = []
+        self._switches: list[_Switch] = []
+        self._lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.host = "127.0.0.1"
+        self.port = 0
+        # Set by TLS fixtures / __main__: the CA that signed the server cert and its PEM path.
+        self.ca: Any = None
+        self.ca_path: str | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
+        """Listen (port 0 picks a free one) and serve in a daemon thread."""
+        self._server = _Server(self, host, port)
+        self.host, self.port = host, self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cut idle keep-alive connections and end open transfer sessions.
+
+        Transfer sessions are qemu-nbd processes: they must not outlive the test (the data plane
+        itself belongs to whoever started it).
+        """
+        self.close_transfer_sessions()
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        with self._server.sockets_lock:
+            for sock in list(self._server.open_sockets):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join()
+        self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http(s)://127.0.0.1:PORT``: what SSO URLs are built from."""
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The API entry point, ``.../ovirt-engine/api``."""
+        return self.base_url + API_PREFIX
+
+    # -- engine state -----------------------------------------------------------------------------
+    def add_vm(self, name: str, status: str = "up", disks: list[DiskSpec] | None = None) -> Vm:
+        """Create a VM with its disks attached."""
+        return self.state.add_vm(name, status, disks or [])
+
+    def add_disk(self, vm_id: str, spec: DiskSpec) -> Disk:
+        """Attach another disk to a VM."""
+        return self.state.add_disk(vm_id, spec)
+
+    def set_vm_status(self, vm_id: str, status: str) -> None:
+        """Change a VM's status (up, down, paused, ...)."""
+        with self.state.lock:
+            self.state.vms[vm_id].status = status
+
+    def advance(self, seconds: float) -> None:
+        """Move the engine clock forward."""
+        self.state.advance(seconds)
+
+    def backups(self, vm_id: str) -> list[Backup]:
+        """The VM's backups, phases settled to now."""
+        return self.state.backups(vm_id)
+
+    def checkpoints(self, vm_id: str) -> list[Checkpoint]:
+        """The VM's checkpoints, root first."""
+        return self.state.checkpoints(vm_id)
+
+    def add_backups(self, vm_id: str, n: int, phase: str = "succeeded") -> list[Backup]:
+        """Bulk-create backups for scale tests."""
+        return self.state.add_backups(vm_id, n, phase)
+
+    def add_checkpoint(
+        self,
+        vm_id: str,
+        *,
+        id: str | None = None,
+        disk_ids: list[str] | None = None,
+        description: str | None = None,
+        state: str = "created",
+    ) -> Checkpoint:
+        """Append a checkpoint to the VM's chain (default: covering all its qcow2 disks)."""
+        return self.state.add_checkpoint(
+            vm_id, checkpoint_id=id, disk_ids=disk_ids, description=description, state=state
+        )
+
+    def set_checkpoint_state(self, checkpoint_id: str, state: str) -> None:
+        """Mark a checkpoint ``invalid`` or ``created``."""
+        self.state.set_checkpoint_state(checkpoint_id, state)
+
+    def fail_backup(self, backup_id: str) -> None:
+        """Move an unfinished backup to failed (its checkpoint disappears)."""
+        self.state.fail_backup(backup_id)
+
+    # Knobs that live in the state so the engine's rules read them under its lock.
+    @property
+    def phase_seconds(self) -> float:
+        """Engine-clock seconds per phase step (0: every step completes at once)."""
+        return self.state.phase_seconds
+
+    @phase_seconds.setter
+    def phase_seconds(self, value: float) -> None:
+        with self.state.lock:
+            self.state.phase_seconds = value
+
+    @property
+    def succeeded_retention(self) -> float:
+        """Seconds a succeeded backup stays visible (engine default 15 min)."""
+        return self.state.succeeded_retention
+
+    @succeeded_retention.setter
+    def succeeded_retention(self, value: float) -> None:
+        with self.state.lock:
+            self.state.succeeded_retention = value
+
+    @property
+    def failed_retention(self) -> float:
+        """Seconds a failed backup stays visible (engine default 30 min)."""
+        return self.state.failed_retention
+
+    @failed_retention.setter
+    def failed_retention(self, value: float) -> None:
+        with self.state.lock:
+            self.state.failed_retention = value
+
+    @property
+    def fail_next_backup(self) -> bool:
+        """When set, the next started backup fails instead of reaching ready (then resets)."""
+        return self.state.fail_next_backup
+
+    @fail_next_backup.setter
+    def fail_next_backup(self, value: bool) -> None:
+        with self.state.lock:
+            self.state.fail_next_backup = value
+
+    @property
+    def tz(self) -> tzinfo:
+        """Time zone of the engine's dates (default: this machine's; UTC is written ``Z``)."""
+        return self.state.tz
+
+    @tz.setter
+    def tz(self, value: tzinfo) -> None:
+        with self.state.lock:
+            self.state.tz = value
+
+    # -- fault switches ---------------------------------------------------------------------------
+    def _arm(self, switch: str, n: int, sso: bool, **args: Any) -> None:
+        with self._lock:
+            self._switches.append(_Switch(switch, n, sso, args))
+
+    def fail_next(self, n: int = 1, status: int = 503, *, sso: bool = False) -> None:
+        """Answer the next n requests with ``status`` and a short HTML page, doing nothing."""
+        self._arm("fail", n, sso, status=status)
+
+    def drop_next(self, n: int = 1, after_body: bool = False, *, sso: bool = False) -> None:
+        """Close the socket without a reply; ``after_body``: perform the request first."""
+        self._arm("drop", n, sso, after_body=after_body)
+
+    def delay_next(self, n: int = 1, seconds: float = 2.0, *, sso: bool = False) -> None:
+        """Sleep (real time) before handling the next n requests."""
+        self._arm("delay", n, sso, seconds=seconds)
+
+    def hostile_next(self, kind: str, n: int = 1, *, sso: bool = False) -> None:
+        """Reply 200 with malformed / billion_laughs / external_entity / html, doing nothing."""
+        if kind not in ("malformed", "billion_laughs", "external_entity", "html"):
+            raise ValueError(kind)
+        self._arm("hostile", n, sso, kind=kind)
+
+    def unauthorized_next(self, n: int = 1) -> None:
+        """Answer 401 (HTML + WWW-Authenticate) to the next n API requests."""
+        self._arm("unauthorized", n, False)
+
+    def _take_switches(self, sso: bool) -> dict[str, _Switch]:
+        """Consume one use of the oldest armed switch of each kind for this request."""
+        fired: dict[str, _Switch] = {}
+        with self._lock:
+            for sw in self._switches:
+                if sw.sso == sso and sw.left > 0 and sw.kind not in fired:
+                    sw.left -= 1
+                    fired[sw.kind] = sw
+            self._switches = [sw for sw in self._switches if sw.left > 0]
+        return fired
+
+    # -- auth and SSO -----------------------------------------------------------------------------
+    def expire_tokens(self) -> None:
+        """Invalidate every issued token: the next API call gets 401 until a new SSO login."""
+        with self._lock:
+            self._tokens.clear()
+
+    def _authorized(self, header: str | None) -> bool:
+        if not header:
+            return False
+        scheme, _, cred = header.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            with self._lock:
+                return cred.strip() in self._tokens
+        if scheme.lower() == "basic":
+            try:
+                user, _, pw = base64.b64decode(cred.strip()).decode().partition(":")
+            except ValueError:
+                return False
+            return (user, pw) == (self.username, self.password)
+        return False
+
+    def _sso(self, path: str, headers: CaseInsensitiveDict[str], body: bytes) -> api.Reply:
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        if path == SSO_LOGOUT:
+            with self._lock:
+                self._tokens.discard(form.get("token", ""))
+                self.logouts += 1
+            return _json(200, {})
+        rest_scope = form.get("scope") == "ovirt-app-api"
+
+        def error(code: str, message: str) -> api.Reply:
+            # REST-scope layout {error_code, error}; otherwise OAuth's {error, error_description}.
+            if rest_scope:
+                return _json(400, {"error_code": code, "error": message})
+            return _json(400, {"error": code, "error_description": message})
+
+        if headers.get("Accept") != "application/json":
+            return error("invalid_request", "Missing parameter: 'Accept Header'")
+        if form.get("grant_type") != "password":
+            return error("unsupported_grant_type", "The grant type is not supported.")
+        user, password = form.get("username", ""), form.get("password", "")
+        if (user, password) != (self.username, self.password):
+            return error(
+                "access_denied",
+                f"Cannot authenticate user '{user}': The username or password is incorrect..",
+            )
+        token = secrets.token_urlsafe(48)
+        with self._lock:
+            self._tokens.add(token)
+            self.logins += 1
+        exp = str(int((time.time() + 36000) * 1000))
+        return _json(
+            200,
+            {"access_token": token, "token_type": "bearer", "scope": form.get("scope", ""), "exp": exp},
+        )
+
+    # -- request log ------------------------------------------------------------------------------
+    def _record(self, req: RecordedRequest) -> None:
+        with self._lock:
+            self._log.append(req)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request so far, oldest first (a snapshot)."""
+        with self._lock:
+            return list(self._log)
+
+    def reset_log(self) -> None:
+        """Forget recorded requests (counters ``logins``/``logouts`` are kept)."""
+        with self._lock:
+            self._log.clear()

@@ -1,0 +1,602 @@
+"""Every kind of reply the fake engine sends, read back with the SDK's XML reader as the oracle.
+
+If ``ovirtsdk4.reader.Reader`` (generated from the engine's API model) sees the right values, the
+wire format matches what a real engine sends closely enough for a client to be tested against it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from datetime import UTC, timedelta, timezone
+from typing import Any
+from xml.etree.ElementTree import ParseError
+
+import defusedxml.ElementTree as DET
+import ovirtsdk4.types as types
+import pytest
+import requests
+from defusedxml import DTDForbidden, EntitiesForbidden
+from ovirt_fake_engine import DiskSpec, FakeEngine, Vm
+from ovirtsdk4.reader import Reader
+
+GIB = 1024**3
+
+
+class Client:
+    """Raw HTTP against the fake engine with an SSO token, as ovbackup will talk to it."""
+
+    def __init__(self, eng: FakeEngine) -> None:
+        self.eng = eng
+        self.session = requests.Session()
+        r = self.session.post(
+            eng.base_url + "/ovirt-engine/sso/oauth/token",
+            data={
+                "grant_type": "password",
+                "scope": "ovirt-app-api",
+                "username": eng.username,
+                "password": eng.password,
+            },
+            headers={"Accept": "application/json"},
+        )
+        r.raise_for_status()
+        self.session.headers.update(
+            {
+                "Authorization": f"Bearer {r.json()['access_token']}",
+                "Version": "4",
+                "Accept": "application/xml",
+                "Content-Type": "application/xml",
+            }
+        )
+
+    def get(self, path: str, **params: Any) -> requests.Response:
+        return self.session.get(self.eng.url + path, params=params, timeout=10)
+
+    def post(self, path: str, body: str, **params: Any) -> requests.Response:
+        return self.session.post(self.eng.url + path, data=body, params=params, timeout=10)
+
+    def delete(self, path: str) -> requests.Response:
+        return self.session.delete(self.eng.url + path, timeout=10)
+
+    def read(self, path: str, **params: Any) -> Any:
+        r = self.get(path, **params)
+        assert r.status_code == 200, r.text
+        assert r.headers["Content-Type"] == "application/xml"
+        return Reader.read(r.content)
+
+    def start(self, vm: Vm, *, disks: list[str] | None = None, extra: str = "", **params: Any) -> Any:
+        ids = disks if disks is not None else [d.id for d in vm.disks]
+        body = "".join(f'<disk id="{i}"/>' for i in ids)
+        return self.post(f"/vms/{vm.id}/backups", f"<backup>{extra}<disks>{body}</disks></backup>", **params)
+
+
+@pytest.fixture
+def client(engine: FakeEngine) -> Client:
+    return Client(engine)
+
+
+@pytest.fixture
+def web01(engine: FakeEngine) -> Vm:
+    return engine.add_vm(
+        "web01",
+        status="up",
+        disks=[
+            DiskSpec(alias="web01_os", provisioned_size=GIB, actual_size=GIB // 3),
+            DiskSpec(alias="web01_raw", format="raw", backup="none", provisioned_size=GIB // 2),
+        ],
+    )
+
+
+@pytest.fixture
+def db01(engine: FakeEngine) -> Vm:
+    return engine.add_vm("db01", status="down", disks=[DiskSpec(alias="db01_os")])
+
+
+def fault_of(r: requests.Response) -> types.Fault:
+    assert r.headers["Content-Type"] == "application/xml"
+    fault = Reader.read(r.content)
+    assert isinstance(fault, types.Fault)
+    return fault
+
+
+def backup_ready(engine: FakeEngine, client: Client, vm: Vm, **kw: Any) -> types.Backup:
+    r = client.start(vm, **kw)
+    assert r.status_code == 201, r.text
+    engine.advance(5)
+    b = client.read(f"/vms/{vm.id}/backups/{Reader.read(r.content).id}")
+    assert b.phase == types.BackupPhase.READY
+    return b
+
+
+# -- inventory ---------------------------------------------------------------------------------------
+def test_vm_and_vms(engine: FakeEngine, client: Client, web01: Vm, db01: Vm) -> None:
+    vm = client.read(f"/vms/{web01.id}")
+    assert isinstance(vm, types.Vm)
+    assert (vm.id, vm.name, vm.status) == (web01.id, "web01", types.VmStatus.UP)
+    assert vm.href == f"/ovirt-engine/api/vms/{web01.id}"
+    assert vm.host is not None and vm.host.id == engine.state.host_id
+    assert client.read(f"/vms/{db01.id}").host is None
+    engine.add_vm("paused01", status="paused")
+    assert client.read(f"/vms/{engine.state.vms[list(engine.state.vms)[-1]].id}").status == (
+        types.VmStatus.PAUSED
+    )
+    assert [v.name for v in client.read("/vms")] == ["web01", "db01", "paused01"]
+    assert [v.name for v in client.read("/vms", search="name=web01")] == ["web01"]
+    assert [v.name for v in client.read("/vms", search="name=WEB0*")] == ["web01"]
+    assert [v.name for v in client.read("/vms", search="name=*01")] == ["web01", "db01", "paused01"]
+    assert [v.name for v in client.read("/vms", search="name=web", max=1)] == []
+    assert len(client.read("/vms", max=2)) == 2
+    empty = client.get("/vms", search="name=nope")
+    assert empty.content.endswith(b"<vms/>\n")
+    assert Reader.read(empty.content) == []
+
+
+def test_disk_attachments_and_disks(client: Client, web01: Vm) -> None:
+    os_disk, raw_disk = web01.disks
+    plain = client.read(f"/vms/{web01.id}/diskattachments")
+    assert [a.id for a in plain] == [os_disk.id, raw_disk.id]
+    assert plain[0].bootable is True and plain[1].bootable is False
+    assert plain[0].disk.id == os_disk.id and plain[0].disk.alias is None
+    assert plain[0].vm.id == web01.id
+    followed = client.read(f"/vms/{web01.id}/diskattachments", follow="disk")
+    d = followed[0].disk
+    assert (d.alias, d.name, d.format, d.backup) == (
+        "web01_os",
+        "web01_os",
+        types.DiskFormat.COW,
+        types.DiskBackup.INCREMENTAL,
+    )
+    assert (d.provisioned_size, d.actual_size) == (GIB, GIB // 3)
+    assert d.status == types.DiskStatus.OK
+    assert d.storage_type == types.DiskStorageType.IMAGE
+    assert d.backup_mode is None  # only inside a backup
+    raw = client.read(f"/disks/{raw_disk.id}")
+    assert (raw.id, raw.format, raw.backup) == (
+        raw_disk.id,
+        types.DiskFormat.RAW,
+        types.DiskBackup.NONE,
+    )
+    assert raw.provisioned_size == raw.actual_size == GIB // 2
+
+
+def test_api_root(client: Client) -> None:
+    api = client.read("")
+    assert api.product_info.version.major == 4
+    assert api.time.tzinfo is not None
+
+
+# -- backups -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("vm_name", "phases"),
+    [
+        ("web01", ["initializing", "starting", "ready"]),
+        ("db01", ["initializing", "ready"]),
+    ],
+)
+def test_backup_phases(
+    engine: FakeEngine, client: Client, web01: Vm, db01: Vm, vm_name: str, phases: list[str]
+) -> None:
+    vm = web01 if vm_name == "web01" else db01
+    r = client.start(vm, extra="<description>nightly</description>", require_consistency="true")
+    assert r.status_code == 201
+    created = Reader.read(r.content)
+    assert isinstance(created, types.Backup)
+    assert r.headers["Location"] == f"{engine.base_url}/ovirt-engine/api/vms/{vm.id}/backups/{created.id}"
+    assert created.phase == types.BackupPhase.INITIALIZING
+    assert created.to_checkpoint_id is None and created.from_checkpoint_id is None
+    assert created.description == "nightly"
+    assert created.vm.id == vm.id
+    assert created.creation_date.tzinfo is not None
+    assert created.disks.href == f"/ovirt-engine/api/vms/{vm.id}/backups/{created.id}/disks"
+    assert (created.host is not None) == (vm.status == "up")
+    seen = []
+    for _ in phases:
+        b = client.read(f"/vms/{vm.id}/backups/{created.id}")
+        seen.append(str(b.phase))
+        engine.advance(1.0)
+    assert seen == phases
+    assert b.to_checkpoint_id is not None
+    assert b.modification_date > b.creation_date
+    assert engine.checkpoints(vm.id)[-1].id == b.to_checkpoint_id
+
+    r = client.post(f"/vms/{vm.id}/backups/{b.id}/finalize", "<action/>")
+    assert r.status_code == 200
+    action = Reader.read(r.content)
+    assert isinstance(action, types.Action) and action.status == "complete"
+    assert client.read(f"/vms/{vm.id}/backups/{b.id}").phase == types.BackupPhase.FINALIZING
+    engine.advance(1.0)
+    done = client.read(f"/vms/{vm.id}/backups/{b.id}")
+    assert done.phase == types.BackupPhase.SUCCEEDED
+    assert engine.state.all_backups[b.id].require_consistency == "true"
+
+
+def test_phase_seconds_zero_is_ready_at_once(engine: FakeEngine, client: Client, web01: Vm) -> None:
+    engine.phase_seconds = 0
+    r = client.start(web01)
+    b = Reader.read(r.content)
+    assert b.phase == types.BackupPhase.READY and b.to_checkpoint_id
+    client.post(f"/vms/{web01.id}/backups/{b.id}/finalize", "<action/>")
+    assert client.read(f"/vms/{web01.id}/backups/{b.id}").phase == types.BackupPhase.SUCCEEDED
+
+
+def test_failed_backups(engine: FakeEngine, client: Client, web01: Vm) -> None:
+    b = backup_ready(engine, client, web01)
+    engine.fail_backup(b.id)
+    assert client.read(f"/vms/{web01.id}/backups/{b.id}").phase == types.BackupPhase.FAILED
+    assert engine.checkpoints(web01.id) == []  # its checkpoint is gone
+    engine.fail_next_backup = True
+    r = client.start(web01)
+    engine.advance(10)
+    again = client.read(f"/vms/{web01.id}/backups/{Reader.read(r.content).id}")
+    assert again.phase == types.BackupPhase.FAILED and again.to_checkpoint_id is None
+    assert engine.fail_next_backup is False
+    assert engine.checkpoints(web01.id) == []
+
+
+def test_retention(engine: FakeEngine, client: Client, web01: Vm) -> None:
+    engine.phase_seconds = 0
+    ok = Reader.read(client.start(web01).content)
+    client.post(f"/vms/{web01.id}/backups/{ok.id}/finalize", "<action/>")
+    bad = Reader.read(client.start(web01).content)
+    engine.fail_backup(bad.id)
+    engine.advance(899)
+    assert client.get(f"/vms/{web01.id}/backups/{ok.id}").status_code == 200
+    engine.advance(2)
+    gone = client.get(f"/vms/{web01.id}/backups/{ok.id}")
+    assert (gone.status_code, gone.content) == (404, b"")
+    assert [b.id for b in client.read(f"/vms/{web01.id}/backups")] == [bad.id]
+    engine.advance(900)
+    assert client.get(f"/vms/{web01.id}/backups/{bad.id}").status_code == 404
+
+
+def test_backups_list_empty_max_follow(engine: FakeEngine, client: Client, web01: Vm) -> None:
+    r = client.get(f"/vms/{web01.id}/backups")
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/xml"
+    assert r.content.rstrip().endswith(b"<backups/>")
+    assert Reader.read(r.content) == []
+    engine.add_backups(web01.id, 3)
+    assert len(client.read(f"/vms/{web01.id}/backups", max=2)) == 2
+    plain = client.read(f"/vms/{web01.id}/backups")
+    assert all(b.disks.href.endswith(f"/backups/{b.id}/disks") and len(b.disks) == 0 for b in plain)
+    followed = client.read(f"/vms/{web01.id}/backups", follow="disks")
+    assert [d.alias for d in followed[0].disks] == ["web01_os", "web01_raw"]
+    assert followed[0].disks[0].backup_mode == types.DiskBackupMode.FULL
+    assert all(b.phase == types.BackupPhase.SUCCEEDED for b in followed)
+
+
+def test_backup_disks_modes(engine: FakeEngine, client: Client, web01: Vm) -> None:
+    full = backup_ready(engine, client, web01)
+    disks = client.read(f"/vms/{web01.id}/backups/{full.id}/disks")
+    assert [(d.alias, d.backup_mode) for d in disks] == [
+        ("web01_os", types.DiskBackupMode.FULL),
+        ("web01_raw", types.DiskBackupMode.FULL),
+    ]
+    client.post(f"/vms/{web01.id}/backups/{full.id}/finalize", "<action/>")
+    engine.advance(5)
+    new_disk = engine.add_disk(web01.id, DiskSpec(alias="web01_data"))
+    extra = f"<from_checkpoint_id>{full.to_checkpoint_id}</from_checkpoint_id>"
+    inc = backup_ready(engine, client, web01, extra=extra)
+    assert inc.from_checkpoint_id == full.to_checkpoint_id
+    modes = {d.alias: d.backup_mode for d in client.read(f"/vms/{web01.id}/backups/{inc.id}/disks")}
+    assert modes == {
+        "web01_os": types.DiskBackupMode.INCREMENTAL,
+        "web01_raw": types.DiskBackupMode.FULL,
+        "web01_data": types.DiskBackupMode.FULL,
+    }
+    one = client.read(f"/vms/{web01.id}/backups/{inc.id}/disks/{new_disk.id}")
+    assert one.id == new_disk.id and one.backup_mode == types.DiskBackupMode.FULL
+
+
+def test_raw_only_backup_has_no_checkpoint(engine: FakeEngine, client: Client, web01: Vm) -> None:
+    b = backup_ready(engine, client, web01, disks=[web01.disks[1].id])
+    assert b.to_checkpoint_id is None
+    assert engine.checkpoints(web01.id) == []
+
+
+# -- checkpoints -------------------------------------------------------------------------------------
+def test_checkpoints_chain(engine: FakeEngine, client: Client, web01: Vm) -> None:
+    engine.phase_seconds = 0
+    ids = []
+    for i in range(3):
+        b = Reader.read(client.start(web01, extra=f"<description>run {i}</description>").content)
+        client.post(f"/vms/{web01.id}/backups/{b.id}/finalize", "<action/>")
+        ids.append(b.to_checkpoint_id)
+    cps = client.read(f"/vms/{web01.id}/checkpoints")
+    assert [c.id for c in cps] == ids
+    assert [c.parent_id for c in cps] == [None, ids[0], ids[1]]
+    assert [c.description for c in cps] == ["run 0", "run 1", "run 2"]
+    assert all(c.state == types.CheckpointState.CREATED for c in cps)
+    assert all(c.vm.id == web01.id and c.creation_date.tzinfo is not None for c in cps)
+    assert cps[0].disks.href == f"/ovirt-engine/api/vms/{web01.id}/checkpoints/{ids[0]}/disks"
+    cdisks = client.read(f"/vms/{web01.id}/checkpoints/{ids[1]}/disks")
+    assert [d.alias for d in cdisks] == ["web01_os"]  # raw disks are not in checkpoints
+    assert client.read(f"/vms/{web01.id}/checkpoints/{ids[1]}").parent_id == ids[0]
+
+    r = client.delete(f"/vms/{web01.id}/checkpoints/{ids[1]}")
+    assert r.status_code == 200 and Reader.read(r.content).status == "complete"
+    cps = client.read(f"/vms/{web01.id}/checkpoints")
+    assert [(c.id, c.parent_id) for c in cps] == [(ids[0], None), (ids[2], ids[0])]
+    engine.set_checkpoint_state(ids[2], "invalid")
+    assert client.read(f"/vms/{web01.id}/checkpoints/{ids[2]}").state == types.CheckpointState.INVALID
+    for path in (f"/checkpoints/{ids[1]}", f"/checkpoints/{ids[1]}/disks"):
+        gone = client.get(f"/vms/{web01.id}{path}")
+        assert (gone.status_code, gone.content) == (404, b"")
+    assert client.delete(f"/vms/{web01.id}/checkpoints/{ids[1]}").status_code == 404
+    assert client.get(f"/vms/{web01.id}/checkpoints", max=1).content.count(b"<checkpoint ") == 1
+
+
+# -- refusals ----------------------------------------------------------------------------------------
+def test_start_refusals(engine: FakeEngine, client: Client, web01: Vm) -> None:
+    def refused(r: requests.Response, status: int, detail: str) -> None:
+        assert r.status_code == status, r.text
+        f = fault_of(r)
+        assert (f.reason, f.detail) == ("Operation Failed", f"[{detail}]")
+
+    bogus = "11111111-2222-3333-4444-555555555555"
+    refused(
+        client.start(web01, disks=[bogus]),
+        400,
+        f"Cannot backup VM. The following disk(s) ID(s) does not exist: {bogus}.",
+    )
+    refused(
+        client.start(web01, extra=f"<from_checkpoint_id>{bogus}</from_checkpoint_id>"),
+        400,
+        f"Cannot backup VM. Checkpoint ID {bogus} doesn't exist.",
+    )
+    cp = engine.add_checkpoint(web01.id, state="invalid")
+    refused(
+        client.start(web01, extra=f"<from_checkpoint_id>{cp.id}</from_checkpoint_id>"),
+        400,
+        f"Cannot backup VM. Checkpoint ID {cp.id} is invalid and should be removed.",
+    )
+    refused(
+        client.start(web01, extra=f"<description>{'x' * 1025}</description>"),
+        400,
+        "Cannot backup VM. The VM backup description shouldn't contain more than 1024 characters.",
+    )
+    first = client.start(web01)
+    assert first.status_code == 201
+    refused(client.start(web01), 409, "Cannot backup VM. The VM is during a backup operation.")
+    refused(
+        client.delete(f"/vms/{web01.id}/checkpoints/{cp.id}"),
+        409,
+        "Cannot remove checkpoint. The VM is during a backup operation.",
+    )
+    engine.phase_seconds = 0
+    fid = Reader.read(first.content).id
+    client.post(f"/vms/{web01.id}/backups/{fid}/finalize", "<action/>")
+    dup = client.post(
+        f"/vms/{web01.id}/backups",
+        f'<backup id="{fid}"><disks><disk id="{web01.disks[0].id}"/></disks></backup>',
+    )
+    refused(dup, 400, f"Cannot backup VM. The specified VM backup ID {fid} already exists.")
+    paused = engine.add_vm("p", status="paused", disks=[DiskSpec(alias="p_os")])
+    refused(
+        client.start(paused),
+        409,
+        "Cannot backup VM. The Virtual Machine should be in Up or Down status.",
+    )
+    no_disks = client.post(f"/vms/{web01.id}/backups", "<backup><disks/></backup>")
+    assert no_disks.status_code == 400
+    assert fault_of(no_disks).reason == "Incomplete parameters"
+    bad_id = client.post(
+        f"/vms/{web01.id}/backups", '<backup id="nope"><disks><disk id="x"/></disks></backup>'
+    )
+    assert bad_id.status_code == 400 and fault_of(bad_id).reason == "Operation failed"
+
+
+def test_finalize_refusals(engine: FakeEngine, client: Client, web01: Vm) -> None:
+    b = backup_ready(engine, client, web01)
+    path = f"/vms/{web01.id}/backups/{b.id}/finalize"
+    assert client.post(path, "<action/>").status_code == 200
+    again = client.post(path, "<action/>")
+    assert again.status_code == 400
+    f = fault_of(again)
+    assert f.reason == "Operation Failed"
+    assert f.detail == (
+        f"VM '{web01.id}' backup '{b.id}' is already in 'FINALIZING' phase, no need to stop the backup again"
+    )
+    engine.advance(5)
+    assert "'SUCCEEDED' phase" in fault_of(client.post(path, "<action/>")).detail
+    early = Reader.read(client.start(web01).content)
+    premature = client.post(f"/vms/{web01.id}/backups/{early.id}/finalize", "<action/>")
+    assert premature.status_code == 400
+    assert "premature backup stop was initiated" in fault_of(premature).detail
+    engine.advance(5)
+    assert client.read(f"/vms/{web01.id}/backups/{early.id}").phase == types.BackupPhase.FAILED
+    missing = client.post(f"/vms/{web01.id}/backups/{engine.state.host_id}/finalize", "<action/>")
+    assert (missing.status_code, missing.content) == (404, b"")
+
+
+@pytest.mark.parametrize("body", [b"", b"<backup><disks>", b"not xml at all", b"<vm><name>x</name></vm>"])
+def test_body_the_sdk_cannot_read_is_rejected(
+    engine: FakeEngine, client: Client, web01: Vm, body: bytes
+) -> None:
+    r = client.session.post(f"{engine.url}/vms/{web01.id}/backups", data=body)
+    assert r.status_code == 400
+    assert DET.fromstring(r.content).tag == "usage_message"
+    assert engine.backups(web01.id) == []
+    bad_action = client.post(f"/vms/{web01.id}/backups/x/finalize", "<action/>")
+    assert bad_action.status_code == 404
+
+
+def test_not_found_has_empty_body(client: Client, web01: Vm) -> None:
+    bogus = "11111111-2222-3333-4444-555555555555"
+    for path in (
+        f"/vms/{bogus}",
+        f"/vms/{web01.id}/backups/{bogus}",
+        f"/vms/{web01.id}/backups/{bogus}/disks",
+        f"/vms/{web01.id}/checkpoints/{bogus}",
+        f"/disks/{bogus}",
+        "/nothing/here",
+    ):
+        r = client.get(path)
+        assert (r.status_code, r.content, r.headers["Content-Length"]) == (404, b"", "0"), path
+    assert client.start(Vm(bogus, "x", "up", "h")).status_code == 404
+
+
+# -- authentication ----------------------------------------------------------------------------------
+def test_unauthenticated_and_expired(engine: FakeEngine, client: Client, web01: Vm) -> None:
+    r = requests.get(f"{engine.url}/vms", timeout=5)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"] == 'Basic realm="RESTAPI"'
+    assert r.headers["Content-Type"].startswith("text/html") and b"<html>" in r.content
+    assert requests.get(f"{engine.url}/vms", auth=("admin@internal", "secret-pw"), timeout=5).ok
+    assert requests.get(f"{engine.url}/vms", auth=("admin@internal", "bad"), timeout=5).status_code == 401
+    assert client.get("/vms").status_code == 200
+    engine.expire_tokens()
+    assert client.get("/vms").status_code == 401
+    fresh = Client(engine)
+    assert fresh.get("/vms").status_code == 200
+    bad_version = fresh.session.get(f"{engine.url}/vms", headers={"Version": "3"}, timeout=5)
+    assert bad_version.status_code == 400
+    assert bad_version.headers["Content-Type"].startswith("text/plain")
+    assert fresh.get("/v4/vms").ok and engine.logins == 2
+
+
+def test_sso_errors_and_logout(engine: FakeEngine) -> None:
+    url = engine.base_url + "/ovirt-engine/sso/oauth/token"
+    form = {"grant_type": "password", "scope": "ovirt-app-api", "username": "admin@internal"}
+    bad = requests.post(url, data={**form, "password": "x"}, headers={"Accept": "application/json"})
+    assert bad.status_code == 400
+    assert bad.json() == {
+        "error_code": "access_denied",
+        "error": "Cannot authenticate user 'admin@internal': The username or password is incorrect..",
+    }
+    no_accept = requests.post(url, data={**form, "password": "secret-pw"})
+    assert no_accept.json()["error_code"] == "invalid_request"
+    ok = requests.post(url, data={**form, "password": "secret-pw"}, headers={"Accept": "application/json"})
+    body = ok.json()
+    assert body["token_type"] == "bearer" and body["scope"] == "ovirt-app-api" and body["exp"]
+    auth = {"Authorization": f"Bearer {body['access_token']}"}
+    assert requests.get(engine.url + "/vms", headers=auth, timeout=5).ok
+    out = requests.post(
+        engine.base_url + "/ovirt-engine/services/sso-logout",
+        data={"scope": "ovirt-app-api", "token": body["access_token"]},
+        headers={"Accept": "application/json"},
+    )
+    assert out.json() == {}
+    assert requests.get(engine.url + "/vms", headers=auth, timeout=5).status_code == 401
+    assert (engine.logins, engine.logouts) == (1, 1)
+
+
+# -- fault switches ----------------------------------------------------------------------------------
+def test_fail_drop_delay_unauthorized(engine: FakeEngine, client: Client, web01: Vm) -> None:
+    engine.fail_next(2, status=502)
+    for _ in range(2):
+        r = client.get("/vms")
+        assert r.status_code == 502 and r.headers["Content-Type"].startswith("text/html")
+    assert client.get("/vms").status_code == 200
+    engine.drop_next()
+    with pytest.raises(requests.ConnectionError):
+        client.start(web01)
+    assert engine.backups(web01.id) == []
+    engine.drop_next(after_body=True)
+    with pytest.raises(requests.ConnectionError):
+        client.start(web01)
+    assert len(engine.backups(web01.id)) == 1  # the POST took effect, only its reply was lost
+    engine.delay_next(seconds=0.3)
+    t0 = time.monotonic()
+    assert client.get("/vms").status_code == 200
+    assert time.monotonic() - t0 >= 0.3
+    engine.unauthorized_next()
+    r = client.get("/vms")
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == 'Basic realm="RESTAPI"'
+    assert client.get("/vms").status_code == 200
+    logins = engine.logins
+    engine.fail_next(sso=True)
+    with pytest.raises(requests.HTTPError):
+        Client(engine)
+    assert engine.logins == logins and client.get("/vms").ok  # the API was not affected
+
+
+def test_hostile_replies(engine: FakeEngine, client: Client, web01: Vm) -> None:
+    path = f"/vms/{web01.id}/backups/{web01.id}"
+    engine.hostile_next("malformed")
+    r = client.get(path)
+    assert r.status_code == 200 and r.content.lstrip().startswith(b"<?xml")
+    with pytest.raises(ParseError):
+        DET.fromstring(r.content)
+    with pytest.raises(Exception):  # noqa: B017  (the SDK's libxml2 reader gives up too)
+        Reader.read(r.content)
+    engine.hostile_next("billion_laughs")
+    r = client.get(path)
+    assert b"<!ENTITY lol9" in r.content and b"<backup>" in r.content
+    with pytest.raises(EntitiesForbidden):
+        DET.fromstring(r.content)
+    engine.hostile_next("external_entity")
+    r = client.get(f"/vms/{web01.id}")
+    assert b'SYSTEM "file:///etc/passwd"' in r.content and b"<vm>" in r.content
+    with pytest.raises((EntitiesForbidden, DTDForbidden)):
+        DET.fromstring(r.content, forbid_dtd=True)
+    engine.hostile_next("html", n=2)
+    for _ in range(2):
+        r = client.get("/vms")
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+    assert Reader.read(client.get("/vms").content)[0].name == "web01"
+
+
+# -- HTTP behaviour ----------------------------------------------------------------------------------
+def test_keep_alive_and_recording(engine: FakeEngine, client: Client, web01: Vm) -> None:
+    conn = http.client.HTTPConnection(engine.host, engine.port, timeout=5)
+    headers = dict(client.session.headers)
+    for _ in range(3):
+        conn.request("GET", f"/ovirt-engine/api/vms/{web01.id}", headers=headers)
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.getheader("Content-Length") == str(len(resp.read()))
+        assert not resp.will_close
+    conn.close()
+    engine.reset_log()
+    client.start(web01, require_consistency="true", use_active="false")
+    (req,) = engine.requests
+    assert (req.method, req.path) == ("POST", f"/ovirt-engine/api/vms/{web01.id}/backups")
+    assert req.query == {"require_consistency": ["true"], "use_active": ["false"]}
+    assert req.headers["authorization"].startswith("Bearer ")
+    assert req.body.startswith(b"<backup>")
+    assert engine.backups(web01.id)[0].use_active == "false"
+
+
+def test_dates_follow_engine_timezone(engine: FakeEngine, client: Client, web01: Vm) -> None:
+    engine.tz = timezone(timedelta(hours=-4))
+    r = client.start(web01)
+    assert b"-04:00</creation_date>" in r.content
+    assert Reader.read(r.content).creation_date.utcoffset() == timedelta(hours=-4)
+    engine.tz = UTC
+    text = client.get(f"/vms/{web01.id}/backups").text
+    assert "Z</creation_date>" in text
+
+
+def test_concurrent_starts_admit_exactly_one(engine: FakeEngine, web01: Vm) -> None:
+    codes: list[int] = []
+    clients = [Client(engine) for _ in range(8)]
+
+    def go(c: Client) -> None:
+        codes.append(c.start(web01).status_code)
+
+    threads = [threading.Thread(target=go, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [201] + [409] * 7
+
+
+def test_ten_thousand_backups_are_listed(engine: FakeEngine, client: Client, web01: Vm) -> None:
+    # Timing is measured in benchmarks/scale.py, not asserted here.
+    engine.add_backups(web01.id, 10_000)
+    r = client.get(f"/vms/{web01.id}/backups")
+    assert r.status_code == 200 and r.content.count(b"<backup ") == 10_000
+
+
+def test_tls(tls_engine: FakeEngine, untrusted_tls_engine: FakeEngine) -> None:
+    assert tls_engine.url.startswith("https://127.0.0.1:")
+    r = requests.get(tls_engine.url + "/vms", auth=("admin@internal", "secret-pw"), verify=tls_engine.ca_path)
+    assert r.status_code == 200
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(untrusted_tls_engine.url, verify=untrusted_tls_engine.ca_path, timeout=5)
+    # The server survives a failed handshake and still serves a trusting client.
+    with untrusted_tls_engine.ca.cert_pem.tempfile() as good:
+        assert requests.get(
+            untrusted_tls_engine.url + "/vms", auth=("admin@internal", "secret-pw"), verify=good
+        ).ok

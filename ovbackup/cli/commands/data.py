@@ -1,0 +1,318 @@
+"""Commands that move or check data: download, backup, catalog, verify."""
+
+# No `from __future__ import annotations`: see ovbackup/cli/options.py.
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from ovbackup.cli.commands.backups import BackupIdArg, VmArg
+from ovbackup.cli.context import connect, note, settings
+from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt
+
+if TYPE_CHECKING:
+    from ovbackup.config import Settings
+    from ovbackup.jobs.download import DownloadOptions
+    from ovbackup.store.catalog import RestorePoint
+
+DirOpt = Annotated[
+    Optional[str],  # noqa: UP045 - typer reads annotations at run time
+    typer.Option("--dir", metavar="DIR", help="Backup directory [env OVBACKUP_DIR, config backup_dir]"),
+]
+DiskOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option("--disk", metavar="ID", help="Only this disk (repeat); default: every disk."),
+]
+FormatOpt = Annotated[
+    str, typer.Option("--format", metavar="qcow2|raw", help="Local image format.", case_sensitive=False)
+]
+WorkersOpt = Annotated[
+    int, typer.Option("--max-workers", metavar="N", help="Connections per disk.", min=1, max=16)
+]
+ParallelOpt = Annotated[
+    int, typer.Option("--parallel-disks", metavar="N", help="Disks downloaded at once.", min=1, max=16)
+]
+
+
+def _backup_dir(s: "Settings") -> Path:
+    from ovbackup.errors import ConfigError
+
+    if not s.backup_dir:
+        raise ConfigError(
+            "no backup directory: pass --dir DIR, set OVBACKUP_DIR, or set backup_dir in a config section"
+        )
+    return Path(s.backup_dir).expanduser()
+
+
+def _format(fmt: str) -> str:
+    from ovbackup.errors import ConfigError
+
+    if fmt.lower() not in ("qcow2", "raw"):
+        raise ConfigError(f"--format must be qcow2 or raw, not {fmt!r}")
+    return fmt.lower()
+
+
+def _download_options(
+    s: "Settings", fmt: str, verify: bool, workers: int, parallel: int
+) -> "DownloadOptions":
+    from ovbackup.jobs.download import DownloadOptions
+
+    return DownloadOptions(
+        fmt=_format(fmt),
+        verify=verify,
+        max_workers=workers,
+        parallel_disks=parallel,
+        cafile=s.cafile,
+        secure=not s.insecure,
+    )
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into an exception in the main thread so the same cleanup runs as for Ctrl-C."""
+    from ovbackup.errors import Terminated
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def emit_point(s: "Settings", point: "RestorePoint") -> None:
+    from ovbackup.cli import render
+
+    if s.output == "json":
+        render.print_json(point.to_json())
+        return
+    _print_points([point], title=f"Restore point {point.name} of {point.vm_name}")
+
+
+def _print_points(points: "list[RestorePoint]", *, title: str) -> None:
+    from ovbackup.cli import render
+
+    fields: list[render.Field[RestorePoint]] = [
+        render.Field("name", "Point", lambda p: p.name, no_wrap=True),
+        render.Field("mode", "Mode", lambda p: p.mode),
+        render.Field("complete", "Complete", lambda p: "yes" if p.complete else "NO"),
+        render.Field("backup_id", "Backup ID", lambda p: p.backup_id, no_wrap=True),
+        render.Field(
+            None,
+            "Checkpoints (from → to)",
+            lambda p: f"{p.from_checkpoint_id or '(full)'} → {p.to_checkpoint_id or '-'}",
+            no_wrap=True,
+        ),
+        render.Field(None, "Disks", lambda p: len(p.disks)),
+        render.Field(None, "Bytes", lambda p: p.bytes_transferred, show=render.human_size),
+        render.Field(
+            None, "Verified", lambda p: "-" if p.verified is None else ("yes" if p.verified else "FAILED")
+        ),
+    ]
+    render.print_table(points, fields, title=title)
+
+
+def download_cmd(
+    ctx: typer.Context,
+    vm: VmArg,
+    backup_id: BackupIdArg,
+    directory: DirOpt = None,
+    disk: DiskOpt = None,
+    fmt: FormatOpt = "qcow2",
+    max_workers: WorkersOpt = 4,
+    parallel_disks: ParallelOpt = 4,
+    output: OutputOpt = None,
+    timeout: TimeoutOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Download the disks of a ready backup into DIR (does not finalize the backup)."""
+    from ovbackup.cli.reporting import close_reporter, make_reporter
+    from ovbackup.engine.services import SystemService
+    from ovbackup.imageio.client import require_tools
+    from ovbackup.jobs.download import run_download
+
+    s = settings(ctx, output=output, timeout=timeout, debug=debug, backup_dir=directory)
+    root = _backup_dir(s)
+    opts = _download_options(s, fmt, False, max_workers, parallel_disks)
+    require_tools()
+    with connect(ctx, s) as connection, sigterm_as_interrupt():
+        reporter = make_reporter()
+        try:
+            point = run_download(
+                SystemService(connection),
+                vm,
+                backup_id,
+                root,
+                opts,
+                reporter,
+                disk_ids=tuple(disk or ()),
+                engine_url=connection.url,
+            )
+        finally:
+            close_reporter(reporter)
+    note(f"downloaded {len(point.disks)} disk(s) of backup {backup_id}; it is still open on the engine")
+    emit_point(s, point)
+
+
+def _mode(full: bool, incremental: bool, auto: bool) -> str:
+    from ovbackup.errors import ConfigError
+
+    chosen = [name for name, on in (("full", full), ("incremental", incremental), ("auto", auto)) if on]
+    if len(chosen) > 1:
+        raise ConfigError("choose one of --full, --incremental and --auto")
+    return chosen[0] if chosen else "auto"
+
+
+def backup_cmd(
+    ctx: typer.Context,
+    vm: VmArg,
+    directory: DirOpt = None,
+    full: Annotated[bool, typer.Option("--full", help="Take a full backup.")] = False,
+    incremental: Annotated[
+        bool, typer.Option("--incremental", help="Incremental from the newest restore point, or fail.")
+    ] = False,
+    auto: Annotated[
+        bool, typer.Option("--auto", help="Incremental when the chain allows, else full (default).")
+    ] = False,
+    disk: DiskOpt = None,
+    fmt: FormatOpt = "qcow2",
+    verify: Annotated[bool, typer.Option("--verify", help="Compare imageio's checksum per disk.")] = False,
+    require_consistency: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--require-consistency/--no-require-consistency",
+            show_default=False,
+            help="Fail if the guest cannot be frozen.",
+        ),
+    ] = None,
+    use_active: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--use-active/--no-use-active",
+            show_default=False,
+            help="Back up the active volume instead of a snapshot.",
+        ),
+    ] = None,
+    lock_wait: Annotated[
+        float, typer.Option("--lock-wait", metavar="S", help="Wait up to S seconds for the VM's lock.", min=0)
+    ] = 0.0,
+    max_workers: WorkersOpt = 4,
+    parallel_disks: ParallelOpt = 4,
+    output: OutputOpt = None,
+    timeout: TimeoutOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Back up VM into DIR: start, download every disk, finalize, record the restore point."""
+    from ovbackup.cli.reporting import close_reporter, make_reporter
+    from ovbackup.engine.services import SystemService
+    from ovbackup.imageio.client import require_tools
+    from ovbackup.jobs.backup import BackupOptions, run_backup
+
+    s = settings(ctx, output=output, timeout=timeout, debug=debug, backup_dir=directory)
+    root = _backup_dir(s)
+    opts = BackupOptions(
+        mode=_mode(full, incremental, auto),
+        disk_ids=tuple(disk or ()),
+        require_consistency=require_consistency,
+        use_active=use_active,
+        lock_wait=lock_wait,
+        download=_download_options(s, fmt, verify, max_workers, parallel_disks),
+    )
+    require_tools()
+    with connect(ctx, s) as connection, sigterm_as_interrupt():
+        reporter = make_reporter()
+        try:
+            point = run_backup(SystemService(connection), vm, root, opts, reporter, engine_url=connection.url)
+        finally:
+            close_reporter(reporter)
+    note(
+        f"{point.mode} restore point {point.name} of {point.vm_name} complete: "
+        f"{len(point.disks)} disk(s), backup {point.backup_id}"
+    )
+    emit_point(s, point)
+
+
+def verify_cmd(
+    ctx: typer.Context,
+    vm: VmArg,
+    point_name: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(metavar="[POINT]", help="Restore point name or backup id (default: newest)."),
+    ] = None,
+    directory: DirOpt = None,
+    output: OutputOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Check a restore point offline: images open, chains are whole, checksums match."""
+    from dataclasses import replace
+
+    from ovbackup.cli.render import print_json
+    from ovbackup.errors import BackupFailedError
+    from ovbackup.imageio.client import require_tools
+    from ovbackup.store.catalog import Catalog
+    from ovbackup.store.verify import verify_point
+
+    s = settings(ctx, output=output, debug=debug, backup_dir=directory)
+    require_tools()
+    catalog = Catalog(_backup_dir(s), vm)
+    with catalog.lock(0):
+        point = catalog.find(point_name)
+        results = verify_point(catalog, point)
+        ok = all(r.ok for r in results)
+        if point.complete:
+            catalog.record(replace(point, verified=ok))
+    if s.output == "json":
+        print_json(
+            {
+                "point": point.name,
+                "ok": ok,
+                "disks": [
+                    {"id": r.disk_id, "alias": r.alias, "files": list(r.files), "problems": list(r.problems)}
+                    for r in results
+                ],
+            }
+        )
+    for r in results:
+        for problem in r.problems:
+            note(f"disk {r.alias or r.disk_id}: {problem}")
+        if r.ok:
+            note(f"disk {r.alias or r.disk_id}: ok ({len(r.files)} file(s) in the chain)")
+    if not ok:
+        raise BackupFailedError(f"restore point {point.name} of {vm} failed verification")
+    note(f"restore point {point.name} of {vm} verified")
+
+
+def catalog_cmd(
+    ctx: typer.Context,
+    vm: VmArg,
+    directory: DirOpt = None,
+    output: OutputOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """List the local restore points of VM (no engine needed)."""
+    from ovbackup.cli.render import print_json
+    from ovbackup.store.catalog import Catalog
+
+    s = settings(ctx, output=output, debug=debug, backup_dir=directory)
+    catalog = Catalog(_backup_dir(s), vm)
+    points = catalog.points()
+    if s.output == "json":
+        print_json([p.to_json() for p in points])
+    elif points:
+        _print_points(points, title=f"Restore points of {vm} in {catalog.dir}")
+    else:
+        note(f"no restore points in {catalog.dir}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("download")(download_cmd)
+    app.command("backup")(backup_cmd)
+    app.command("catalog")(catalog_cmd)
+    app.command("verify")(verify_cmd)

@@ -1,0 +1,54 @@
+"""``ovbackup vms``: find VMs and see which of their disks can be backed up incrementally."""
+
+# No `from __future__ import annotations`: see ovbackup/cli/options.py.
+
+from typing import Annotated, Optional
+
+import typer
+
+from ovbackup.cli.context import connect, settings
+from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt
+
+
+def vms(
+    ctx: typer.Context,
+    search: Annotated[
+        Optional[str],  # noqa: UP045 - typer reads annotations at run time
+        typer.Option("--search", metavar="QUERY", help="Engine search, e.g. 'name=web*'."),
+    ] = None,
+    max_: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--max", metavar="N", help="Return at most N VMs.", min=1),
+    ] = None,
+    output: OutputOpt = None,
+    timeout: TimeoutOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """List VMs with their status and how many disks allow incremental backup."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ovbackup.cli import render
+    from ovbackup.engine.model import DiskBackup, Vm, VmSummary
+    from ovbackup.engine.services import SystemService
+
+    s = settings(ctx, output=output, timeout=timeout, debug=debug)
+    with connect(ctx, s) as connection:
+        service = SystemService(connection).vms_service()
+        found = service.list(search=search, max=max_)
+
+        def summarize(vm: Vm) -> VmSummary:
+            attachments = service.vm_service(vm.id).disk_attachments()
+            enabled = sum(1 for a in attachments if a.disk.backup == DiskBackup.INCREMENTAL)
+            return VmSummary(vm, len(attachments), enabled)
+
+        # One request per VM for its disks; a few in parallel keeps a long list quick.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            rows = list(pool.map(summarize, found))
+    if s.output == "json":
+        render.print_json([render.to_dict(r, render.VM_FIELDS) for r in rows])
+    else:
+        render.print_table(rows, render.VM_FIELDS, title="VMs")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("vms")(vms)

@@ -1,0 +1,317 @@
+"""Bytes ⇄ model for the engine's XML; the only module that parses XML.
+
+Everything goes through defusedxml with DTDs forbidden: the engine never sends a DTD, so any DOCTYPE
+(entity bombs, external entities) is refused at once, before it can cost memory or open files.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta, timezone
+from enum import Enum
+from typing import IO, TypeVar
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from ovbackup.engine.model import (
+    ActionResult,
+    Backup,
+    BackupPhase,
+    Checkpoint,
+    CheckpointState,
+    Disk,
+    DiskAttachment,
+    DiskBackup,
+    DiskBackupMode,
+    DiskFormat,
+    Fault,
+    ImageTransfer,
+    ImageTransferPhase,
+    Vm,
+)
+from ovbackup.errors import ResponseError
+
+E = TypeVar("E", bound=Enum)
+T = TypeVar("T")
+Element = ET.Element
+
+_DATE_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$")
+
+
+def parse_datetime(text: str) -> datetime:
+    """Parse the engine's xs:dateTime (e.g. ``2022-03-21T06:29:02.650-04:00``) into an aware datetime.
+
+    Python 3.10's ``fromisoformat`` rejects ``Z`` and fractions that are not 3 or 6 digits, so parse by hand.
+    A missing offset is taken as UTC, so every date we hand out is timezone-aware.
+    """
+    m = _DATE_RE.match(text.strip())
+    if not m:
+        raise ResponseError(f"engine sent an invalid date: {text[:40]!r}")
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    frac, offset = m.group(7), m.group(8)
+    micro = int((frac + "000000")[:6]) if frac else 0
+    tz = UTC
+    if offset and offset != "Z":
+        sign = -1 if offset[0] == "-" else 1
+        digits = offset[1:].replace(":", "")
+        tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    try:
+        return datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+    except ValueError as e:
+        raise ResponseError(f"engine sent an invalid date: {text[:40]!r}") from e
+
+
+@contextmanager
+def _parsing() -> Iterator[None]:
+    """Turn the parser's refusals into ResponseError: hostile (a DTD) or malformed."""
+    try:
+        yield
+    except DefusedXmlException as e:
+        raise ResponseError(f"refused a hostile XML response from the engine ({type(e).__name__})") from None
+    except ET.ParseError as e:
+        raise ResponseError(f"engine sent malformed XML ({e})") from None
+
+
+def parse_document(data: bytes, *roots: str) -> Element:
+    """Parse one response body and check its root element is one of ``roots``."""
+    with _parsing():
+        root: Element = SafeET.fromstring(data, forbid_dtd=True)
+    if roots and root.tag not in roots:
+        raise ResponseError(f"engine sent <{root.tag}> where <{'> or <'.join(roots)}> was expected")
+    return root
+
+
+def _text(el: Element, tag: str) -> str | None:
+    child = el.find(tag)
+    if child is None or child.text is None:
+        return None
+    return child.text.strip()
+
+
+def _int(el: Element, tag: str) -> int | None:
+    value = _text(el, tag)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ResponseError(f"engine sent a non-integer <{tag}>: {value[:40]!r}") from None
+
+
+def _date(el: Element, tag: str) -> datetime | None:
+    value = _text(el, tag)
+    return parse_datetime(value) if value else None
+
+
+def _enum(el: Element, tag: str, enum: type[E]) -> E | None:
+    """Map an enum element; an unknown value becomes None, as the SDK does, so a newer engine still works."""
+    value = _text(el, tag)
+    if value is None:
+        return None
+    try:
+        return enum(value.lower())
+    except ValueError:
+        return None
+
+
+def _ref(el: Element, tag: str) -> str | None:
+    child = el.find(tag)
+    return None if child is None else child.get("id")
+
+
+def _ids(el: Element, tag: str) -> str:
+    ident = el.get("id")
+    if not ident:
+        raise ResponseError(f"engine sent a <{tag}> without an id")
+    return ident
+
+
+def disk_from(el: Element) -> Disk:
+    return Disk(
+        id=_ids(el, "disk"),
+        name=_text(el, "alias") or _text(el, "name"),
+        format=_enum(el, "format", DiskFormat),
+        backup=_enum(el, "backup", DiskBackup),
+        backup_mode=_enum(el, "backup_mode", DiskBackupMode),
+        provisioned_size=_int(el, "provisioned_size"),
+        actual_size=_int(el, "actual_size"),
+        status=_text(el, "status"),
+    )
+
+
+def _inline_disks(el: Element) -> tuple[Disk, ...] | None:
+    disks = el.find("disks")
+    if disks is None:
+        return None  # the engine sends only <link rel="disks">: not inlined
+    return tuple(disk_from(d) for d in disks.findall("disk"))
+
+
+def backup_from(el: Element) -> Backup:
+    phase = _enum(el, "phase", BackupPhase)
+    if phase is None and el.find("phase") is None:
+        # The model's documentation examples use <status>; the wire uses <phase> (ovirt-api.md §1.2).
+        phase = _enum(el, "status", BackupPhase)
+    return Backup(
+        id=_ids(el, "backup"),
+        phase=phase,
+        from_checkpoint_id=_text(el, "from_checkpoint_id") or None,
+        to_checkpoint_id=_text(el, "to_checkpoint_id") or None,
+        creation_date=_date(el, "creation_date"),
+        modification_date=_date(el, "modification_date"),
+        description=_text(el, "description"),
+        vm_id=_ref(el, "vm"),
+        host_id=_ref(el, "host"),
+        snapshot_id=_ref(el, "snapshot"),
+        disks=_inline_disks(el),
+    )
+
+
+def checkpoint_from(el: Element) -> Checkpoint:
+    return Checkpoint(
+        id=_ids(el, "checkpoint"),
+        parent_id=_text(el, "parent_id") or None,
+        creation_date=_date(el, "creation_date"),
+        state=_enum(el, "state", CheckpointState),
+        description=_text(el, "description"),
+        vm_id=_ref(el, "vm"),
+        disks=_inline_disks(el),
+    )
+
+
+def vm_from(el: Element) -> Vm:
+    return Vm(id=_ids(el, "vm"), name=_text(el, "name"), status=_text(el, "status"))
+
+
+def disk_attachment_from(el: Element) -> DiskAttachment:
+    disk = el.find("disk")
+    if disk is None:
+        raise ResponseError("engine sent a <disk_attachment> without a <disk>")
+    active = _text(el, "active")
+    return DiskAttachment(disk=disk_from(disk), active=None if active is None else active == "true")
+
+
+def image_transfer_from(el: Element) -> ImageTransfer:
+    return ImageTransfer(
+        id=_ids(el, "image_transfer"),
+        phase=_enum(el, "phase", ImageTransferPhase),
+        transfer_url=_text(el, "transfer_url") or None,
+        proxy_url=_text(el, "proxy_url") or None,
+        transferred=_int(el, "transferred"),
+        inactivity_timeout=_int(el, "inactivity_timeout"),
+        disk_id=_ref(el, "disk"),
+        backup_id=_ref(el, "backup"),
+        host_id=_ref(el, "host"),
+    )
+
+
+def parse_one(data: bytes, tag: str, convert: Callable[[Element], T]) -> T:
+    return convert(parse_document(data, tag))
+
+
+def parse_many(data: bytes | IO[bytes], tag: str, convert: Callable[[Element], T]) -> list[T]:
+    """A collection, converted item by item while parsing; each item's elements are then dropped,
+    so 10,000 backups never exist as one element tree."""
+    plural = tag + "s"
+    items: list[T] = []
+    depth = 0
+    root: Element | None = None
+    with _parsing():
+        source = io.BytesIO(data) if isinstance(data, bytes) else data
+        for event, el in SafeET.iterparse(source, events=("start", "end"), forbid_dtd=True):
+            if event == "start":
+                if depth == 0:
+                    if el.tag != plural:
+                        raise ResponseError(f"engine sent <{el.tag}> where <{plural}> was expected")
+                    root = el
+                depth += 1
+                continue
+            depth -= 1
+            if depth == 1 and root is not None:
+                if el.tag == tag:
+                    items.append(convert(el))
+                root.remove(el)
+    if root is None:
+        raise ResponseError(f"engine sent an empty reply where <{plural}> was expected")
+    return items
+
+
+def parse_fault(data: bytes) -> Fault | None:
+    """Read a ``<fault>`` (or an ``<action>`` carrying one); None when the body is not such XML.
+
+    Never raises: error bodies are often empty (404) or HTML (401), and the caller falls back to the status.
+    """
+    if not data or not data.lstrip().startswith(b"<"):
+        return None
+    try:
+        root = parse_document(data)
+    except ResponseError:
+        return None
+    if root.tag == "action":
+        inner = root.find("fault")
+        if inner is None:
+            return None
+        root = inner
+    if root.tag != "fault":
+        return None
+    return Fault(reason=_text(root, "reason"), detail=_text(root, "detail"))
+
+
+def parse_action(data: bytes) -> ActionResult:
+    if not data.strip():
+        return ActionResult(status=None)  # async actions answer 202 with no body
+    root = parse_document(data, "action")
+    fault = root.find("fault")
+    return ActionResult(
+        status=_text(root, "status"),
+        fault=None if fault is None else Fault(_text(fault, "reason"), _text(fault, "detail")),
+    )
+
+
+# ---- request bodies ---------------------------------------------------------------------------
+
+
+def _sub(parent: Element, tag: str, text: str | None = None, **attrib: str) -> Element:
+    child = ET.SubElement(parent, tag, attrib)
+    if text is not None:
+        child.text = text
+    return child
+
+
+def _disks_element(parent: Element, disk_ids: Iterable[str]) -> None:
+    disks = _sub(parent, "disks")
+    for disk_id in disk_ids:
+        _sub(disks, "disk", id=disk_id)
+
+
+def build_backup(backup: Backup) -> bytes:
+    """The POST body for a new backup: id, from-checkpoint, description and the disks (mandatory)."""
+    root = ET.Element("backup", {"id": backup.id} if backup.id else {})
+    if backup.description is not None:
+        _sub(root, "description", backup.description)
+    if backup.from_checkpoint_id:
+        _sub(root, "from_checkpoint_id", backup.from_checkpoint_id)
+    _disks_element(root, (d.id for d in backup.disks or ()))
+    return ET.tostring(root)
+
+
+def build_action() -> bytes:
+    return b"<action/>"
+
+
+def build_image_transfer(
+    *, disk_id: str, backup_id: str, inactivity_timeout: int, timeout_policy: str = "cancel"
+) -> bytes:
+    """A download transfer of one disk of a backup (ovirt-api.md §6.1); the format is always raw."""
+    root = ET.Element("image_transfer")
+    _sub(root, "backup", id=backup_id)
+    _sub(root, "direction", "download")
+    _sub(root, "disk", id=disk_id)
+    _sub(root, "format", "raw")
+    _sub(root, "inactivity_timeout", str(inactivity_timeout))
+    _sub(root, "timeout_policy", timeout_policy)
+    return ET.tostring(root)

@@ -1,0 +1,195 @@
+"""The one-shot ``backup`` job: decide full or incremental, start, download, and always clean up.
+
+Teardown order is the engine's: every open image transfer is finalized or cancelled first (finalizing
+a backup with an open transfer is refused with 409), then the backup is finalized, then we wait for
+``succeeded``/``failed`` — on success, on any error, on Ctrl-C and on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ovbackup.engine.model import Backup, BackupPhase, CheckpointState, Disk
+from ovbackup.engine.services import SystemService, VmBackupsService, VmService
+from ovbackup.errors import (
+    BackupFailedError,
+    ConfigError,
+    ExitCode,
+    Interrupted,
+    NotFoundError,
+    RefusedError,
+    Terminated,
+)
+from ovbackup.jobs.download import DownloadOptions, download_backup, new_point
+from ovbackup.jobs.lifecycle import finalize_backup, select_disks, wait_for_phase
+from ovbackup.jobs.reporter import Reporter
+from ovbackup.jobs.teardown import finish_after_failure
+from ovbackup.store.catalog import Catalog, RestorePoint, timestamp
+
+
+@dataclass(frozen=True)
+class BackupOptions:
+    mode: str = "auto"  # auto | full | incremental
+    disk_ids: tuple[str, ...] = ()
+    require_consistency: bool | None = None
+    use_active: bool | None = None
+    lock_wait: float = 0.0
+    ready_timeout: float = 1800.0
+    finish_timeout: float = 900.0
+    download: DownloadOptions = field(default_factory=DownloadOptions)
+
+
+@dataclass(frozen=True)
+class Plan:
+    from_checkpoint_id: str | None
+    fallback: str | None  # why a wanted incremental became full
+
+
+def plan_mode(catalog: Catalog, vm_service: VmService, mode: str, fmt: str) -> Plan:
+    """Incremental from the newest complete restore point whose checkpoint the engine still has."""
+    if mode == "full":
+        return Plan(None, None)
+    newest = catalog.newest_complete()
+    reason = None
+    if newest is None:
+        reason = "no complete restore point in the catalog"
+    elif not newest.to_checkpoint_id:
+        reason = f"restore point {newest.name} has no checkpoint (raw disks only?)"
+    elif newest.format != fmt:
+        reason = f"restore point {newest.name} is {newest.format}, this backup is {fmt}"
+    elif any(
+        catalog.incremental_base(d.id, newest.to_checkpoint_id, fmt).record is None for d in newest.disks
+    ):
+        reason = f"files of restore point {newest.name} or of its backing chain are missing"
+    else:
+        try:
+            checkpoint = vm_service.checkpoints_service().checkpoint_service(newest.to_checkpoint_id).get()
+        except NotFoundError:
+            reason = f"checkpoint {newest.to_checkpoint_id} no longer exists on the engine"
+        else:
+            if checkpoint.state == CheckpointState.INVALID:
+                reason = f"checkpoint {newest.to_checkpoint_id} is invalid on the engine"
+            else:
+                return Plan(newest.to_checkpoint_id, None)
+    if mode == "incremental" and newest is None:
+        raise ConfigError(
+            f"--incremental needs a complete restore point in {catalog.dir}", hint="run with --full first"
+        )
+    return Plan(None, None if mode == "full" or (newest is None and mode == "auto") else reason)
+
+
+def _start(
+    backups: VmBackupsService,
+    backup_id: str,
+    disks: Sequence[Disk],
+    plan: Plan,
+    opts: BackupOptions,
+    reporter: Reporter,
+) -> tuple[Backup, Plan]:
+    """Start the backup; if the engine refuses the incremental because of its checkpoint, go full."""
+    chosen = tuple(disks)
+    try:
+        backup = backups.add(
+            Backup(id=backup_id, from_checkpoint_id=plan.from_checkpoint_id, disks=chosen),
+            require_consistency=opts.require_consistency,
+            use_active=opts.use_active,
+        )
+        return backup, plan
+    except RefusedError as e:
+        detail = (e.detail or "").lower()
+        if plan.from_checkpoint_id and "checkpoint" in detail:
+            reason = f"the engine refused the incremental: {e.detail}"
+            reporter.note(f"warning: {reason}; taking a full backup")
+            full = Plan(None, reason)
+            backup = backups.add(  # the refused POST created nothing: the id is still free
+                Backup(id=backup_id, disks=chosen),
+                require_consistency=opts.require_consistency,
+                use_active=opts.use_active,
+            )
+            return backup, full
+        raise
+
+
+def run_backup(
+    system: SystemService,
+    vm_ref: str,
+    root: Path,
+    opts: BackupOptions,
+    reporter: Reporter,
+    *,
+    engine_url: str,
+) -> RestorePoint:
+    vm, vm_service = system.vms_service().open(vm_ref)
+    vm_name = vm.label
+    catalog = Catalog(root, vm_name)
+    catalog.ensure(vm.id)
+    with catalog.lock(opts.lock_wait):
+        for path in catalog.remove_partials():
+            reporter.note(f"removed partial file {path.name} left by an earlier run")
+        plan = plan_mode(catalog, vm_service, opts.mode, opts.download.fmt)
+        if plan.fallback:
+            reporter.note(f"warning: {plan.fallback}; taking a full backup")
+        selection = select_disks(
+            vm_service.disk_attachments(), opts.disk_ids, incremental=False, vm_name=vm_name
+        )
+        backups = vm_service.backups_service()
+        # Our id, chosen before the POST: whatever happens from here on (even Ctrl-C while the
+        # POST is in flight), teardown knows which backup to finalize.
+        backup_id = str(uuid.uuid4())
+        service = backups.backup_service(backup_id)
+        point: RestorePoint | None = None
+        try:
+            backup, plan = _start(backups, backup_id, selection.disks, plan, opts, reporter)
+            kind = f"incremental from {plan.from_checkpoint_id}" if plan.from_checkpoint_id else "full"
+            reporter.note(f"started {kind} backup {backup_id} of VM {vm_name}")
+            backup = wait_for_phase(service, BackupPhase.READY, timeout=opts.ready_timeout, vm_name=vm_name)
+            point = new_point(
+                name=catalog.new_point_name(),
+                backup=backup,
+                vm_id=vm.id,
+                vm_name=vm_name,
+                engine_url=engine_url,
+                fmt=opts.download.fmt,
+                fallback=plan.fallback,
+            )
+            catalog.record(point)  # visible (as incomplete) while it runs
+            pending = download_backup(
+                system.image_transfers_service(),
+                backup,
+                service.disks(),
+                catalog,
+                point,
+                opts.download,
+                reporter,
+            )
+            point = pending.point
+            sealing = pending.start_sealing()  # fsync, rename, hash while the engine finalizes
+        except BaseException as e:
+            closed = finish_after_failure(service, vm_name, opts.finish_timeout, reporter)
+            if point is not None:
+                catalog.record(replace(point, complete=False, finished=timestamp()))
+            state = "finished" if closed else f"NOT finished: run `ovbackup cleanup {vm_name}`"
+            if isinstance(e, KeyboardInterrupt):
+                raise Interrupted(f"interrupted; backup {backup_id} {state}") from None
+            if isinstance(e, Terminated):
+                raise Interrupted(
+                    f"terminated; backup {backup_id} {state}", exit_code=ExitCode.TERMINATED
+                ) from None
+            raise
+        try:
+            result = finalize_backup(service, wait=True, wait_timeout=opts.finish_timeout, vm_name=vm_name)
+        finally:
+            point = sealing.result()  # the files are whole and named even if finalizing failed
+        if result.backup is not None and result.backup.phase == BackupPhase.FAILED:
+            raise BackupFailedError(f"backup {backup_id} of VM {vm_name} failed while finalizing")
+        point = replace(
+            point,
+            complete=True,
+            finished=timestamp(),
+            verified=True if opts.download.verify else None,
+        )
+        catalog.record(point)
+        return point

@@ -1,0 +1,17 @@
+"""What the data plane tells the person watching: the CLI draws it, tests record it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ovbackup.engine.model import Disk
+from ovbackup.store.catalog import DiskRecord
+
+
+class Reporter(Protocol):
+    """What the data plane tells the person watching (the CLI draws it; tests record it)."""
+
+    def note(self, text: str) -> None: ...
+    def disk_started(self, disk: Disk, mode: str, data_bytes: int, size: int) -> None: ...
+    def disk_progress(self, disk_id: str, done: int, size: int | None) -> None: ...
+    def disk_finished(self, record: DiskRecord) -> None: ...

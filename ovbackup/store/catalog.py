@@ -1,0 +1,272 @@
+"""The local catalog of restore points: one directory per VM, one JSON manifest, written atomically.
+
+The engine forgets finished backups after ~15 minutes, so this manifest is the only lasting record of
+which files make up which restore point and which checkpoint the next incremental starts from. It is
+rewritten whole through a temp file, fsync and rename, so a crash leaves either the old or the new
+manifest, never half of one. Disk images are downloaded as ``*.partial`` and renamed only when
+complete; a partial file is never a backing file and the next run deletes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ovbackup.errors import ConfigError
+from ovbackup.store.lock import hold_lock
+
+MANIFEST = "catalog.json"
+LOCK = ".lock"
+PARTIAL = ".partial"
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Checksum:
+    algorithm: str
+    block_size: int
+    checksum: str
+
+
+@dataclass(frozen=True)
+class DiskRecord:
+    id: str
+    alias: str | None
+    mode: str  # full | incremental: how this disk was taken in this point
+    format: str  # qcow2 | raw: the local file's format
+    virtual_size: int | None
+    file: str  # relative to the VM directory
+    backing_file: str | None  # relative to the VM directory (qcow2 incrementals)
+    bytes_transferred: int = 0
+    seconds: float = 0.0  # the whole disk: transfer set-up, download, checks, finalize
+    download_seconds: float = 0.0  # moving the bytes only
+    file_hash: str | None = None  # 'sha256:…' of the file as written, for offline `verify`
+    checksum: Checksum | None = None  # imageio's checksum of the image, when checked with --verify
+
+
+@dataclass(frozen=True)
+class RestorePoint:
+    name: str  # UTC timestamp, sorts like the files
+    backup_id: str
+    mode: str  # full | incremental
+    format: str
+    started: str
+    finished: str | None
+    from_checkpoint_id: str | None
+    to_checkpoint_id: str | None
+    engine_url: str
+    vm_id: str
+    vm_name: str
+    complete: bool = False
+    verified: bool | None = None
+    fallback: str | None = None
+    disks: tuple[DiskRecord, ...] = field(default_factory=tuple)
+
+    @property
+    def bytes_transferred(self) -> int:
+        return sum(d.bytes_transferred for d in self.disks)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["bytes_transferred"] = self.bytes_transferred
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RestorePoint:
+        data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        disks = []
+        for raw in data.get("disks", ()):
+            d = {k: v for k, v in raw.items() if k in DiskRecord.__dataclass_fields__}
+            checksum = d.get("checksum")
+            disks.append(DiskRecord(**{**d, "checksum": Checksum(**checksum) if checksum else None}))
+        return cls(**{**data, "disks": tuple(disks)})
+
+
+def utc_stamp(when: datetime | None = None) -> str:
+    """A name that sorts by time in ``ls``, to the millisecond: 20261127T153000.123Z."""
+    moment = (when or datetime.now(UTC)).astimezone(UTC)
+    return moment.strftime("%Y%m%dT%H%M%S") + f".{moment.microsecond // 1000:03d}Z"
+
+
+def timestamp() -> str:
+    """Now, as ISO 8601 with the local offset: when a point started or finished."""
+    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of a VM name or disk alias."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
+    return cleaned or "unnamed"
+
+
+def disk_file_name(point: str, disk_id: str, alias: str | None, mode: str, fmt: str) -> str:
+    """``{time}.{alias}.{disk-id}.{mode}.{ext}``: ls shows time order, the disk and the mode."""
+    return f"{point}.{safe_name(alias or 'disk')}.{disk_id}.{mode}.{fmt}"
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Base:
+    """What an incremental builds on: a recorded file, or the reason there is none."""
+
+    record: DiskRecord | None
+    reason: str | None
+
+
+class Catalog:
+    """The restore points of one VM under ``root/<vm name>/``."""
+
+    def __init__(self, root: Path, vm_name: str) -> None:
+        self.root = root
+        self.vm_name = vm_name
+        self.dir = root / safe_name(vm_name)
+        self.manifest = self.dir / MANIFEST
+
+    def ensure(self, vm_id: str) -> None:
+        """Create the directory; refuse one that belongs to another VM of the same name."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"cannot create backup directory {self.dir}: {e.strerror}") from None
+        for point in self.points():
+            if point.vm_id != vm_id:
+                raise ConfigError(
+                    f"{self.dir} holds backups of another VM named {self.vm_name} (id {point.vm_id})",
+                    hint="use another --dir",
+                )
+
+    def points(self) -> list[RestorePoint]:
+        try:
+            raw = json.loads(self.manifest.read_bytes())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"cannot read catalog {self.manifest}: {e}") from None
+        if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
+            raise ConfigError(f"{self.manifest} is not an ovbackup catalog (schema {SCHEMA})")
+        try:
+            return [RestorePoint.from_json(p) for p in raw.get("points", [])]
+        except (TypeError, KeyError) as e:
+            raise ConfigError(f"catalog {self.manifest} is damaged: {e}") from None
+
+    def _save(self, points: list[RestorePoint]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        document = {
+            "schema": SCHEMA,
+            "vm_name": self.vm_name,
+            "points": [p.to_json() for p in sorted(points, key=lambda p: p.name)],
+        }
+        write_atomically(self.manifest, json.dumps(document, indent=2).encode() + b"\n")
+
+    def record(self, point: RestorePoint) -> None:
+        """Add or replace (by name) one restore point."""
+        points = [p for p in self.points() if p.name != point.name]
+        self._save([*points, point])
+
+    def new_point_name(self) -> str:
+        """A fresh, unused point name; two runs in the same millisecond must not share files."""
+        taken = {p.name for p in self.points()}
+        moment = datetime.now(UTC)
+        while (name := utc_stamp(moment)) in taken or any(self.dir.glob(f"{name}.*")):
+            moment += timedelta(milliseconds=1)
+        return name
+
+    def complete_points(self) -> list[RestorePoint]:
+        return [p for p in self.points() if p.complete]
+
+    def newest_complete(self) -> RestorePoint | None:
+        complete = self.complete_points()
+        return complete[-1] if complete else None
+
+    def find(self, name: str | None) -> RestorePoint:
+        """A point by name, backup id or unique prefix; the newest complete one when None."""
+        points = self.points()
+        if name is None:
+            newest = self.newest_complete()
+            if newest is None:
+                raise ConfigError(f"no complete restore point in {self.dir}")
+            return newest
+        matches = [p for p in points if name in (p.name, p.backup_id)]
+        if not matches:
+            matches = [p for p in points if p.name.startswith(name) or p.backup_id.startswith(name)]
+        if len(matches) != 1:
+            what = "no" if not matches else "more than one"
+            raise ConfigError(f"{what} restore point matches {name!r} in {self.dir}")
+        return matches[0]
+
+    def previous_file(self, disk_id: str, checkpoint_id: str | None) -> DiskRecord | None:
+        """The file an incremental from ``checkpoint_id`` builds on: ``disk_id`` in the complete point
+        that created that checkpoint. Any other file would give an overlay on the wrong base."""
+        if not checkpoint_id:
+            return None
+        for point in reversed(self.complete_points()):
+            if point.to_checkpoint_id != checkpoint_id:
+                continue
+            for disk in point.disks:
+                if disk.id == disk_id:
+                    return disk
+        return None
+
+    def incremental_base(self, disk_id: str, checkpoint_id: str | None, fmt: str) -> Base:
+        """The file an incremental of ``disk_id`` from ``checkpoint_id`` in ``fmt`` can build on, or
+        why there is none. The one policy for ``--auto``'s plan and for each disk's download: never an
+        overlay on a missing parent, a broken chain, or a file of the other format."""
+        if not checkpoint_id:
+            return Base(None, "no checkpoint to build on")
+        previous = self.previous_file(disk_id, checkpoint_id)
+        if previous is None or not self.chain_is_whole(previous):
+            return Base(None, f"no complete local file from checkpoint {checkpoint_id}")
+        if previous.format != fmt:
+            return Base(None, f"previous file is {previous.format}")
+        return Base(previous, None)
+
+    def chain(self, disk: DiskRecord) -> list[DiskRecord]:
+        """``disk`` and its backing files, newest first, as recorded."""
+        by_file = {d.file: d for p in self.points() for d in p.disks}
+        result = [disk]
+        while result[-1].backing_file:
+            parent = by_file.get(str(result[-1].backing_file))
+            if parent is None:
+                break
+            result.append(parent)
+        return result
+
+    def chain_is_whole(self, disk: DiskRecord) -> bool:
+        """Every file of the disk's chain is recorded and on disk, down to a full image."""
+        chain = self.chain(disk)
+        return not chain[-1].backing_file and all((self.dir / d.file).exists() for d in chain)
+
+    def remove_partials(self) -> list[Path]:
+        removed = []
+        for path in self.dir.glob(f"*{PARTIAL}"):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        return removed
+
+    def lock(self, wait: float = 0.0, *, poll: float = 0.2) -> AbstractContextManager[None]:
+        """Hold the VM's lock (``DIR/<vm>/.lock``) for a run that changes its catalog or files."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return hold_lock(self.dir / LOCK, f"VM {self.vm_name}", wait=wait, poll=poll)
