@@ -4,7 +4,9 @@ Every case runs as a fresh process (that is what a person or a shell completion 
 one untimed warm-up, the cases taking turns so that a busy moment of the machine hits them all alike; the
 table shows the median and the fastest wall time and the largest peak RSS. ``PYTHONDONTWRITEBYTECODE`` is
 removed from the children's environment: an installed package has its ``.pyc`` files, so the warm-up
-writes them.
+writes them. That is how an installed tool runs; measured with ``PYTHONDONTWRITEBYTECODE=1`` (as these
+machines set it) and an editable install, every run compiles every module and start-up is 0.77-1.0x
+``ovirt-img --help`` instead.
 
     python benchmarks/startup.py [--runs 15]
 
@@ -106,9 +108,11 @@ def main() -> None:
             f"{r.max_rss_kib / 1024:12.1f}"
         )
     by_label = {r.case.label: r for r in results}
-    ratio = by_label["ovbackup --help"].median / by_label["ovirt-img --help"].median
-    verdict = "ok" if ratio <= TARGET_RATIO else "over target"
-    print(f"ovbackup --help / ovirt-img --help (medians): {ratio:.2f} (target <= {TARGET_RATIO}: {verdict})")
+    reference = by_label["ovirt-img --help"].median
+    for label in ("ovbackup --help", "complete `ovbackup l` (bash)"):
+        ratio = by_label[label].median / reference
+        verdict = "ok" if ratio <= TARGET_RATIO else "over target"
+        print(f"{label} / ovirt-img --help (medians): {ratio:.2f} (target <= {TARGET_RATIO}: {verdict})")
 
 
 if __name__ == "__main__":

@@ -176,12 +176,13 @@ def test_lost_post_reply_is_retried_without_a_second_backup(
     assert len(sent) == 2 and sent[0].body == sent[1].body  # the same id both times
 
 
-def test_add_with_wait_false_returns_a_future(engine: FakeEngine, web01: Vm) -> None:
+def test_add_with_wait_false_returns_after_the_http_answer(engine: FakeEngine, web01: Vm) -> None:
+    """The seed's ``wait``: the backup is created (the engine answered) when the call returns."""
     with Connection(engine.url, engine.username, engine.password) as connection:
         backups = SystemService(connection).vms_service().vm_service(web01.id).backups_service()
-        future = backups.add(Backup(disks=(Disk(id=web01.disks[0].id),)), wait=False)
-        started = future.result(timeout=30)
-        listed = backups.list(wait=False).result(timeout=30)
+        started = backups.add(Backup(disks=(Disk(id=web01.disks[0].id),)), wait=False)
+        assert [b.id for b in engine.backups(web01.id)] == [started.id]
+        listed = backups.list(wait=False)
     assert [b.id for b in listed] == [started.id]
     assert backups.service("") is backups
     assert backups.service(str(started.id)).path.endswith(f"/backups/{started.id}")

@@ -31,9 +31,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
 
 def test_backoff_starts_near_a_second_and_is_capped(fake: FakeTime) -> None:
     values = iter(range(100))
-    result = polling.wait_for(
-        lambda: next(values), lambda v: v == 8, timeout=None, what="x", status_line=False
-    )
+    result = polling.wait_for(lambda: next(values), lambda v: v == 8, timeout=None, what="x")
     assert result == 8
     assert fake.sleeps[0] == 1.0
     assert max(fake.sleeps) == 10.0
@@ -42,5 +40,26 @@ def test_backoff_starts_near_a_second_and_is_capped(fake: FakeTime) -> None:
 
 def test_deadline_raises_with_the_last_state(fake: FakeTime) -> None:
     with pytest.raises(DeadlineError, match="still starting after 30 s"):
-        polling.wait_for(lambda: "starting", lambda v: False, timeout=30, what="backup b", status_line=False)
+        polling.wait_for(lambda: "starting", lambda v: False, timeout=30, what="backup b")
     assert fake.now == pytest.approx(30)  # the last sleep is trimmed to the deadline
+
+
+def test_on_poll_is_told_each_state_and_the_end_and_nothing_is_printed(
+    fake: FakeTime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    states = iter(["starting", "starting", "ready"])
+    seen: list[tuple[str | None, float]] = []
+    polling.wait_for(
+        lambda: next(states),
+        lambda v: v == "ready",
+        timeout=None,
+        what="backup b",
+        on_poll=lambda text, elapsed: seen.append((text, elapsed)),
+    )
+    assert seen == [
+        ("backup b: starting", 0.0),
+        ("backup b: starting", 1.0),
+        ("backup b: ready", 2.5),
+        (None, 2.5),
+    ]
+    assert capsys.readouterr() == ("", "")

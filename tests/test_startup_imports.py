@@ -155,3 +155,42 @@ def test_command_annotations_are_not_strings() -> None:
     for callback in callbacks:
         strings = {k: v for k, v in inspect.get_annotations(callback).items() if isinstance(v, str)}
         assert not strings, f"{callback.__module__}.{callback.__qualname__}: {strings}"
+
+
+UNTESTED_TYPER = """
+import json, sys
+import typer
+typer.__version__ = "0.99.0"  # a release the fast path was never tested with
+from ovbackup.cli import main
+code = main(sys.argv[2:])
+with open(sys.argv[1], "w") as f:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, f)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(["--version"], 0), (["list"], 2), (["--timeout", "x", "vms"], 2), (["vms", "--timeout", "0"], 2)],
+    ids=["version", "missing-argument", "bad-float", "below-min"],
+)
+def test_an_untested_typer_runs_stock_typer_with_the_same_results(
+    tmp_path: Path, args: list[str], code: int
+) -> None:
+    """The guarded module refuses to load: stock typer (pydantic) parses, and the answers are the same."""
+    out = tmp_path / "result.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OVIRT_", "OVBACKUP_", "_OVBACKUP_"))}
+    proc = subprocess.run(
+        [sys.executable, "-c", UNTESTED_TYPER, str(out), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    result = json.loads(out.read_text())
+    assert result["code"] == code, proc.stderr
+    assert "ovbackup.cli.typer_fast" not in result["modules"]
+    assert "Traceback" not in proc.stderr
+    if code == 2:
+        assert "pydantic" in result["modules"]  # typer's own coercion did the parsing
+        assert "ovbackup: error:" in proc.stderr or "Usage:" in proc.stderr

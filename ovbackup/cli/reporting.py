@@ -11,7 +11,23 @@ from typing import Any
 
 from ovbackup.cli.render import human_size
 from ovbackup.engine.model import Disk
+from ovbackup.engine.polling import OnPoll
 from ovbackup.store.catalog import DiskRecord
+
+
+def status_line() -> OnPoll | None:
+    """A live ``what: state (N s)`` line on stderr while a command waits, on a terminal only."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(text: str | None, elapsed: float) -> None:
+        try:
+            sys.stderr.write(f"\r\033[K{text} ({elapsed:.0f} s)" if text is not None else "\r\033[K")
+            sys.stderr.flush()
+        except OSError:  # a closed terminal must never break a wait (or the teardown after it)
+            pass
+
+    return show
 
 
 class LineReporter:
@@ -19,6 +35,9 @@ class LineReporter:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+
+    def waiting(self, text: str | None, elapsed: float) -> None:
+        pass  # logs get the decisions (note), not a line per poll
 
     def _say(self, text: str) -> None:
         with self._lock:
@@ -90,6 +109,11 @@ class BarReporter(LineReporter):
 
     def disk_finished(self, record: DiskRecord) -> None:
         self.note(f"disk {record.alias or record.id} done → {record.file}")
+
+    def waiting(self, text: str | None, elapsed: float) -> None:
+        # Through the progress display itself: one live display at a time, never a second writer.
+        with self._lock:
+            self.progress.update(self.total, description=f"{text} ({elapsed:.0f} s)" if text else "all disks")
 
     def close(self) -> None:
         self.progress.stop()

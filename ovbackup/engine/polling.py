@@ -1,11 +1,13 @@
 """One polling loop for every wait (backup phases, transfers): backoff, a deadline, an injectable clock.
 
 Tests replace ``clock``/``sleep`` (or the module-level defaults) so a ten-minute wait takes no real time.
+The loop never draws: whoever owns the terminal passes ``on_poll`` (hcloud-python's
+``wait_until_finished`` style), so one live display at a time is the CLI's business and a closed pipe
+cannot break a wait.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,6 +16,10 @@ from typing import TypeVar
 from ovbackup.errors import DeadlineError
 
 T = TypeVar("T")
+
+#: Told the state after every poll (``"backup X: ready"``, seconds waited), and ``None`` once the wait
+#: is over, so a live status line can be cleared.
+OnPoll = Callable[[str | None, float], None]
 
 #: module-level defaults, looked up at call time so tests can monkeypatch them.
 clock: Callable[[], float] = time.monotonic
@@ -47,23 +53,19 @@ def wait_for(
     what: str,
     describe: Callable[[T], str] = str,
     pace: Pace = BACKUP_PACE,
-    status_line: bool | None = None,
+    on_poll: OnPoll | None = None,
 ) -> T:
-    """Call ``fetch`` until ``done(result)``; raise DeadlineError after ``timeout`` seconds.
-
-    On a TTY a live status line (``what``, the described state, elapsed time) is kept on stderr.
-    """
+    """Call ``fetch`` until ``done(result)``; raise DeadlineError after ``timeout`` seconds."""
     now = clock
     start = now()
-    live = sys.stderr.isatty() if status_line is None else status_line
+    elapsed = 0.0
     intervals = pace.intervals()
     try:
         while True:
             value = fetch()
             elapsed = now() - start
-            if live:
-                sys.stderr.write(f"\r\033[K{what}: {describe(value)} ({elapsed:.0f} s)")
-                sys.stderr.flush()
+            if on_poll is not None:
+                on_poll(f"{what}: {describe(value)}", elapsed)
             if done(value):
                 return value
             if timeout is not None and elapsed >= timeout:
@@ -73,6 +75,5 @@ def wait_for(
                 pause = max(0.0, min(pause, timeout - elapsed))
             sleep(pause)
     finally:
-        if live:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+        if on_poll is not None:
+            on_poll(None, elapsed)

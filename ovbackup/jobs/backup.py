@@ -78,7 +78,8 @@ def plan_mode(catalog: Catalog, vm_service: VmService, mode: str, fmt: str) -> P
         raise ConfigError(
             f"--incremental needs a complete restore point in {catalog.dir}", hint="run with --full first"
         )
-    return Plan(None, None if mode == "full" or (newest is None and mode == "auto") else reason)
+    # A first backup is full by nature, not a fallback worth a warning.
+    return Plan(None, None if newest is None else reason)
 
 
 def _start(
@@ -145,7 +146,13 @@ def run_backup(
             backup, plan = _start(backups, backup_id, selection.disks, plan, opts, reporter)
             kind = f"incremental from {plan.from_checkpoint_id}" if plan.from_checkpoint_id else "full"
             reporter.note(f"started {kind} backup {backup_id} of VM {vm_name}")
-            backup = wait_for_phase(service, BackupPhase.READY, timeout=opts.ready_timeout, vm_name=vm_name)
+            backup = wait_for_phase(
+                service,
+                BackupPhase.READY,
+                timeout=opts.ready_timeout,
+                vm_name=vm_name,
+                on_poll=reporter.waiting,
+            )
             point = new_point(
                 name=catalog.new_point_name(),
                 backup=backup,
@@ -180,7 +187,13 @@ def run_backup(
                 ) from None
             raise
         try:
-            result = finalize_backup(service, wait=True, wait_timeout=opts.finish_timeout, vm_name=vm_name)
+            result = finalize_backup(
+                service,
+                wait=True,
+                wait_timeout=opts.finish_timeout,
+                vm_name=vm_name,
+                on_poll=reporter.waiting,
+            )
         finally:
             point = sealing.result()  # the files are whole and named even if finalizing failed
         if result.backup is not None and result.backup.phase == BackupPhase.FAILED:

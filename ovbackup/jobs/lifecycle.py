@@ -78,6 +78,7 @@ def wait_for_phase(
     timeout: float | None,
     vm_name: str,
     accept: Callable[[Backup], bool] | None = None,
+    on_poll: polling.OnPoll | None = None,
 ) -> Backup:
     """Poll the backup until it reaches ``target``; ``failed`` raises BackupFailedError (exit 8).
 
@@ -98,6 +99,7 @@ def wait_for_phase(
             timeout=timeout,
             what=f"backup {service.id}",
             describe=lambda b: b.phase.value if b.phase else "unknown phase",
+            on_poll=on_poll,
         )
     except DeadlineError as e:
         hint = finalize_hint(vm_name, service.id) if target == BackupPhase.READY else None
@@ -126,6 +128,7 @@ def finalize_backup(
     wait_timeout: float | None,
     vm_name: str,
     allow_failed: bool = False,
+    on_poll: polling.OnPoll | None = None,
 ) -> FinalizeResult:
     """Finalize a backup and (``wait``) poll until it finished.
 
@@ -158,6 +161,7 @@ def finalize_backup(
             timeout=wait_timeout,
             vm_name=vm_name,
             accept=(lambda b: b.phase is not None and b.phase.finished) if allow_failed else None,
+            on_poll=on_poll,
         )
     except NotFoundError:
         if already:  # finished long ago and already forgotten by the engine

@@ -18,7 +18,14 @@ def finish_after_failure(service: VmBackupService, vm_name: str, timeout: float,
     Returns whether the VM is out of backup mode.
     """
     try:
-        result = finalize_backup(service, wait=True, wait_timeout=timeout, vm_name=vm_name, allow_failed=True)
+        result = finalize_backup(
+            service,
+            wait=True,
+            wait_timeout=timeout,
+            vm_name=vm_name,
+            allow_failed=True,
+            on_poll=reporter.waiting,
+        )
         phase = result.backup.phase.value if result.backup and result.backup.phase else "finished"
         reporter.note(f"finalized backup {service.id} ({phase})")
         return True

@@ -81,7 +81,6 @@ class OpenTransfers:
                     timeout=timeout,
                     what=f"image transfer {transfer_id}",
                     pace=TRANSFER_PACE,
-                    status_line=False,
                 )
                 reporter.note(f"cancelled image transfer {transfer_id}")
             except NotFoundError:
@@ -105,7 +104,6 @@ def wait_transferring(service: ImageTransfersService, transfer_id: str, timeout:
         what=f"image transfer {transfer_id}",
         describe=lambda t: t.phase.value if t.phase else "unknown",
         pace=TRANSFER_PACE,
-        status_line=False,
     )
 
 
@@ -127,5 +125,4 @@ def finalize_transfer(service: ImageTransfersService, transfer_id: str, timeout:
             timeout=timeout,
             what=f"image transfer {transfer_id}",
             pace=TRANSFER_PACE,
-            status_line=False,
         )

@@ -98,6 +98,7 @@ def add(
     debug: DebugOpt = False,
 ) -> None:
     """Start a backup of VM (full, or incremental with --from-checkpoint)."""
+    from ovbackup.cli.reporting import status_line
     from ovbackup.engine.model import Backup, BackupPhase
     from ovbackup.engine.services import UUID_RE
     from ovbackup.errors import ConfigError
@@ -133,7 +134,9 @@ def add(
             started_id = str(backup.id)
             service = vm_service.backups_service().backup_service(started_id)
             try:
-                backup = wait_for_phase(service, BackupPhase.READY, timeout=wait_timeout, vm_name=name)
+                backup = wait_for_phase(
+                    service, BackupPhase.READY, timeout=wait_timeout, vm_name=name, on_poll=status_line()
+                )
             except KeyboardInterrupt:
                 raise interrupted_while(name, started_id, "waiting for it to be ready") from None
             note(f"backup {backup.id} is ready; checkpoint {backup.to_checkpoint_id or '-'}")
@@ -195,6 +198,7 @@ def finalize(
     debug: DebugOpt = False,
 ) -> None:
     """Finish a backup so the VM leaves backup mode (a no-op if it already finished)."""
+    from ovbackup.cli.reporting import status_line
     from ovbackup.jobs.lifecycle import finalize_backup
 
     s = settings(ctx, output=output, timeout=timeout, debug=debug)
@@ -203,7 +207,9 @@ def finalize(
         name = found.label
         service = vm_service.backups_service().backup_service(backup_id)
         try:
-            result = finalize_backup(service, wait=wait, wait_timeout=wait_timeout, vm_name=name)
+            result = finalize_backup(
+                service, wait=wait, wait_timeout=wait_timeout, vm_name=name, on_poll=status_line()
+            )
         except KeyboardInterrupt:
             from ovbackup.errors import Interrupted
 
@@ -240,6 +246,7 @@ def wait_cmd(
     debug: DebugOpt = False,
 ) -> None:
     """Wait until a backup reaches a phase (exit 8 if it fails, 6 on the deadline)."""
+    from ovbackup.cli.reporting import status_line
     from ovbackup.engine.model import BackupPhase
     from ovbackup.errors import ConfigError
     from ovbackup.jobs.lifecycle import interrupted_while, wait_for_phase
@@ -253,7 +260,9 @@ def wait_cmd(
         name = found.label
         service = vm_service.backups_service().backup_service(backup_id)
         try:
-            backup = wait_for_phase(service, target, timeout=wait_timeout, vm_name=name)
+            backup = wait_for_phase(
+                service, target, timeout=wait_timeout, vm_name=name, on_poll=status_line()
+            )
         except KeyboardInterrupt:
             raise interrupted_while(name, backup_id, "waiting") from None
     emit_backup(s, backup)
@@ -300,6 +309,7 @@ def cleanup(
 ) -> None:
     """Finalize every unfinished backup of VM, so a new backup can start."""
     from ovbackup.cli import render
+    from ovbackup.cli.reporting import status_line
     from ovbackup.jobs.lifecycle import finalize_backup
 
     s = settings(ctx, output=output, timeout=timeout, debug=debug)
@@ -321,6 +331,7 @@ def cleanup(
                 wait_timeout=wait_timeout,
                 vm_name=name,
                 allow_failed=True,
+                on_poll=status_line(),
             )
             done = result.backup or backup
             note(f"finalized backup {backup.id}" + (f" ({result.note})" if result.note else ""))

@@ -2,7 +2,7 @@
 
 # No `from __future__ import annotations`: see ovbackup/cli/options.py.
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -111,19 +111,6 @@ def remove_checkpoint(
         render.print_json({"removed": [checkpoint_id]})
 
 
-def choose_purge(
-    chain: "list[Checkpoint]", *, keep: int | None, older_than: float | None, now: datetime
-) -> "list[Checkpoint]":
-    """Checkpoints to remove, oldest first; never the newest (the next incremental starts there)."""
-    candidates = chain[:-1]
-    if keep is not None:
-        candidates = chain[: max(0, len(chain) - max(keep, 1))]
-    if older_than is not None:
-        limit = now - timedelta(days=older_than)
-        candidates = [c for c in candidates if c.creation_date is not None and c.creation_date < limit]
-    return candidates
-
-
 @checkpoints_app.command("purge")
 def purge_checkpoints(
     ctx: typer.Context,
@@ -145,6 +132,7 @@ def purge_checkpoints(
     """Remove old checkpoints, oldest first, never the newest."""
     from ovbackup.cli import render
     from ovbackup.errors import ConfigError
+    from ovbackup.jobs.checkpoints import choose_purge
 
     if keep is None and older_than is None:
         raise ConfigError("purge needs --keep N or --older-than DAYS")

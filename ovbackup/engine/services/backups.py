@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from concurrent.futures import Future
-from typing import Literal, overload
 
 from ovbackup.engine import xml
 from ovbackup.engine.connection import QueryValue
@@ -14,7 +12,7 @@ from ovbackup.engine.model import (
     Backup,
     Disk,
 )
-from ovbackup.engine.services.base import EntityService, Headers, Query, Service, _submit
+from ovbackup.engine.services.base import EntityService, Headers, Query, Service
 from ovbackup.errors import ConnectError, DeadlineError, NotFoundError, RefusedError
 
 
@@ -24,32 +22,6 @@ class VmBackupsService(Service):
     #: attempts for a POST whose connection dropped; safe because the backup id is ours.
     add_attempts = 3
     add_retry_delay = 1.0
-
-    @overload
-    def add(
-        self,
-        backup: Backup,
-        *,
-        require_consistency: bool | None = ...,
-        use_active: bool | None = ...,
-        headers: Headers = ...,
-        query: Query = ...,
-        timeout: float | None = ...,
-        wait: Literal[True] = ...,
-    ) -> Backup: ...
-
-    @overload
-    def add(
-        self,
-        backup: Backup,
-        *,
-        require_consistency: bool | None = ...,
-        use_active: bool | None = ...,
-        headers: Headers = ...,
-        query: Query = ...,
-        timeout: float | None = ...,
-        wait: Literal[False],
-    ) -> Future[Backup]: ...
 
     def add(
         self,
@@ -61,10 +33,13 @@ class VmBackupsService(Service):
         query: Query = None,
         timeout: float | None = None,
         wait: bool = True,
-    ) -> Backup | Future[Backup]:
+    ) -> Backup:
         """Start a backup. It always carries an id (a fresh UUID unless given), so a POST whose reply
         was lost can be resent: if the engine then refuses it because it already exists, the backup it
         already created is fetched and returned — never two backups.
+
+        ``wait`` is the SDK's: the call returns once the engine answered the POST (either way; the
+        backup's phases are waited for with ``jobs.lifecycle.wait_for_phase``).
         """
         if backup.id is None:
             from dataclasses import replace
@@ -89,38 +64,13 @@ class VmBackupsService(Service):
                 except RefusedError:
                     if attempt == 1:
                         raise
-                    # Our earlier POST probably reached the engine: that backup is ours.
-                    try:
-                        return self.backup_service(backup_id).get(timeout=timeout)
-                    except NotFoundError:
-                        raise
-            raise AssertionError("unreachable")
+                    # Our earlier POST probably reached the engine: that backup is ours (a 404 here
+                    # means it did not, and the refusal was about something else: say so).
+                    return self.backup_service(backup_id).get(timeout=timeout)
+            raise AssertionError("unreachable")  # the last attempt returns or raises
 
-        return _submit(call, wait)
-
-    @overload
-    def list(
-        self,
-        *,
-        follow: str | None = ...,
-        max: int | None = ...,
-        headers: Headers = ...,
-        query: Query = ...,
-        timeout: float | None = ...,
-        wait: Literal[True] = ...,
-    ) -> list[Backup]: ...
-
-    @overload
-    def list(
-        self,
-        *,
-        follow: str | None = ...,
-        max: int | None = ...,
-        headers: Headers = ...,
-        query: Query = ...,
-        timeout: float | None = ...,
-        wait: Literal[False],
-    ) -> Future[list[Backup]]: ...
+        del wait  # the SDK's parameter: we return after the HTTP answer either way
+        return call()
 
     def list(
         self,
@@ -131,21 +81,21 @@ class VmBackupsService(Service):
         query: Query = None,
         timeout: float | None = None,
         wait: bool = True,
-    ) -> list[Backup] | Future[list[Backup]]:
-        """All backups of the VM in one request (the engine keeps finished ones ~15 minutes)."""
+    ) -> list[Backup]:
+        """All backups of the VM in one request (the engine keeps finished ones ~15 minutes).
 
-        def call() -> list[Backup]:
-            return self._get_many(
-                self.path,
-                "backup",
-                xml.backup_from,
-                query={"follow": follow, "max": max},
-                headers=headers,
-                extra_query=query,
-                timeout=timeout,
-            )
-
-        return _submit(call, wait)
+        ``wait`` is the SDK's; the call returns once the engine answered, either way.
+        """
+        del wait
+        return self._get_many(
+            self.path,
+            "backup",
+            xml.backup_from,
+            query={"follow": follow, "max": max},
+            headers=headers,
+            extra_query=query,
+            timeout=timeout,
+        )
 
     def backup_service(self, id: str) -> VmBackupService:
         return VmBackupService(self.connection, f"{self.path}/{id}")

@@ -1,11 +1,9 @@
-"""What every service shares: the connection, the path, GETs and actions, and ``wait=False`` futures."""
+"""What every service shares: the connection, the path, GETs and actions."""
 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 from ovbackup.engine import xml
@@ -22,20 +20,6 @@ T = TypeVar("T")
 Headers = Mapping[str, str] | None
 Query = Mapping[str, QueryValue] | None
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _submit(call: Callable[[], T], wait: bool) -> T | Future[T]:
-    """Run ``call`` now, or (``wait=False``) in a worker thread, returning a Future of the same result."""
-    global _executor  # noqa: PLW0603 - one lazily created pool per process
-    if wait:
-        return call()
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ovbackup")
-    return _executor.submit(call)
 
 
 class Service:
