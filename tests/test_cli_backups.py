@@ -222,3 +222,15 @@ def test_vms_lists_incremental_disk_counts(cli: Cli, engine: FakeEngine, web01: 
     assert rows["db01"]["status"] == "down"
     only = cli("-o", "json", "vms", "--search", "name=web*").json()
     assert [v["name"] for v in only] == ["web01"]
+
+
+def test_vms_reads_every_vm_with_its_disks_in_one_request(cli: Cli, engine: FakeEngine) -> None:
+    for i in range(30):
+        engine.add_vm(f"app{i:02}", disks=[DiskSpec(alias=f"app{i:02}_os"), DiskSpec(alias=f"app{i:02}_d")])
+    engine.reset_log()
+    r = cli("-o", "json", "vms")
+    assert r.code == 0, r.stderr
+    assert len(r.json()) == 30 and all(v["disks"] == 2 for v in r.json())
+    api = [q for q in engine.requests if q.path.startswith("/ovirt-engine/api")]
+    assert [(q.method, q.path) for q in api] == [("GET", "/ovirt-engine/api/vms")]
+    assert api[0].query["follow"] == ["disk_attachments.disk"]

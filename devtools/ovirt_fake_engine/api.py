@@ -116,6 +116,16 @@ def _follow(query: dict[str, list[str]]) -> set[str]:
     return {p.strip() for v in query.get("follow", []) for p in v.split(",") if p.strip()}
 
 
+def _vm_follow(follow: set[str]) -> str | None:
+    """What ``follow`` inlines into a VM: ``disk_attachments`` (references to the disks) or
+    ``disk_attachments.disk`` (the full disks), as the engine's LinkFollower does (4.3+); None: links."""
+    if "disk_attachments.disk" in follow:
+        return "disk"
+    if "disk_attachments" in follow:
+        return "attachments"
+    return None
+
+
 def _cut(items: list[str], limit: int | None) -> list[str]:
     return items if limit is None else items[:limit]
 
@@ -148,10 +158,11 @@ def _route(
             return xml_reply(200, xmlout.api_root(date(state.now()), len(state.vms)))
         case ("GET", ["vms"]):
             ids = _cut(_search_vms(state, _q(query, "search")), limit)
-            items = [xmlout.vm(state.vms[i], state.cluster_id) for i in ids]
+            inline = _vm_follow(follow)
+            items = [xmlout.vm(state.vms[i], state.cluster_id, inline) for i in ids]
             return xml_reply(200, xmlout.collection("vms", items))
         case ("GET", ["vms", vm_id]):
-            return xml_reply(200, xmlout.vm(state.vm(vm_id), state.cluster_id))
+            return xml_reply(200, xmlout.vm(state.vm(vm_id), state.cluster_id, _vm_follow(follow)))
         case ("GET", ["vms", vm_id, "diskattachments"]):
             disks = state.vm(vm_id).disks
             items = [xmlout.disk_attachment(d, i == 0, "disk" in follow) for i, d in enumerate(disks)]
@@ -228,9 +239,9 @@ def _route(
                 raise ApiError(404)
             return xml_reply(200, xmlout.disk(state.disks[disk_id]))
         case ("GET", ["hosts", host_id]):
-            if host_id != state.host_id:
+            if host_id not in state.hosts:
                 raise ApiError(404)
-            return xml_reply(200, xmlout.host(host_id))
+            return xml_reply(200, xmlout.host(host_id, state.hosts[host_id]))
         case ("GET", ["imagetransfers"]):
             state.settle()
             items = [xmlout.image_transfer(t) for t in state.transfers.values()]

@@ -131,9 +131,21 @@ class FakeEngine(DataPlaneControls):
         return self.base_url + API_PREFIX
 
     # -- engine state -----------------------------------------------------------------------------
-    def add_vm(self, name: str, status: str = "up", disks: list[DiskSpec] | None = None) -> Vm:
-        """Create a VM with its disks attached."""
-        return self.state.add_vm(name, status, disks or [])
+    def add_vm(
+        self, name: str, status: str = "up", disks: list[DiskSpec] | None = None, host_id: str | None = None
+    ) -> Vm:
+        """Create a VM with its disks attached, on ``host_id`` (see ``add_host``; default the first host)."""
+        return self.state.add_vm(name, status, disks or [], host_id)
+
+    def add_host(self, name: str) -> str:
+        """Add a host for VMs to run on (their backups' transfers go through it); returns its id."""
+        return self.state.add_host(name)
+
+    @property
+    def transfer_peaks(self) -> dict[str, int]:
+        """Per host id: the most image transfers moving data through it at once so far."""
+        with self.state.lock:
+            return dict(self.state.transfer_peaks)
 
     def add_disk(self, vm_id: str, spec: DiskSpec) -> Disk:
         """Attach another disk to a VM."""

@@ -51,6 +51,11 @@ class EngineState:
         self.fail_next_backup = False
         self.tz: tzinfo = datetime.now().astimezone().tzinfo or UTC
         self.host_id = str(uuid.uuid4())
+        # Hosts by id → name; VMs run on ``host_id`` unless added with another (fleet tests: --per-host).
+        self.hosts: dict[str, str] = {self.host_id: "fake-host-1"}
+        # Per host, the most transfers that were moving data at once (initializing..transferring):
+        # what a client's per-host limit must bound.
+        self.transfer_peaks: dict[str, int] = {}
         self.cluster_id = str(uuid.uuid4())
         self.vms: dict[str, Vm] = {}
         self.disks: dict[str, Disk] = {}
@@ -95,10 +100,19 @@ class EngineState:
         return text
 
     # -- inventory --------------------------------------------------------------------------------
-    def add_vm(self, name: str, status: str, disks: list[DiskSpec]) -> Vm:
-        """Create a VM with its disks attached."""
+    def add_host(self, name: str) -> str:
+        """Another host VMs can run on; returns its id."""
         with self.lock:
-            vm = Vm(id=str(uuid.uuid4()), name=name, status=status, host_id=self.host_id)
+            host_id = str(uuid.uuid4())
+            self.hosts[host_id] = name
+            return host_id
+
+    def add_vm(self, name: str, status: str, disks: list[DiskSpec], host_id: str | None = None) -> Vm:
+        """Create a VM with its disks attached, running on ``host_id`` (default: the first host)."""
+        with self.lock:
+            if host_id is not None and host_id not in self.hosts:
+                raise KeyError(host_id)
+            vm = Vm(id=str(uuid.uuid4()), name=name, status=status, host_id=host_id or self.host_id)
             self.vms[vm.id] = vm
             self.vm_backups[vm.id] = {}
             self.vm_checkpoints[vm.id] = []

@@ -124,6 +124,8 @@ def create(state: EngineState, req: types.ImageTransfer) -> ImageTransfer:
         )
         t.doomed, state.fail_next_transfer = state.fail_next_transfer, False
         state.transfers[t.id] = t
+        moving = sum(1 for x in state.transfers.values() if x.host_id == t.host_id and x.phase in _STOPPABLE)
+        state.transfer_peaks[t.host_id] = max(state.transfer_peaks.get(t.host_id, 0), moving)
         return t  # not progressed: the reply always shows initializing, without URLs
 
 

@@ -83,21 +83,26 @@ def api_root(date: str, vms_count: int) -> str:
     )
 
 
-def host(host_id: str) -> str:
-    """The single fake host every live backup runs on."""
+def host(host_id: str, name: str = "fake-host-1") -> str:
+    """A fake host (every one at 127.0.0.1: they share the one imageio daemon)."""
     return (
         f'<host href="{API}/hosts/{_a(host_id)}" id="{_a(host_id)}">'
-        "<name>fake-host-1</name><address>127.0.0.1</address><status>up</status></host>"
+        f"{_el('name', name)}<address>127.0.0.1</address><status>up</status></host>"
     )
 
 
-def vm(v: Vm, cluster_id: str) -> str:
-    """``<vm>`` with the sub-collection links a client may follow."""
+def vm(v: Vm, cluster_id: str, inline: str | None = None) -> str:
+    """``<vm>`` with the sub-collection links a client may follow.
+
+    ``inline`` ("attachments" or "disk", from ``follow=disk_attachments[.disk]``) puts the VM's
+    ``<disk_attachments>`` in place of their link, each with a disk reference or the full disk.
+    """
     base = f"{API}/vms/{v.id}"
-    links = "".join(
-        f'<link href="{_a(base)}/{rel}" rel="{rel}"/>'
-        for rel in ("diskattachments", "backups", "checkpoints")
-    )
+    rels = ("backups", "checkpoints") if inline else ("diskattachments", "backups", "checkpoints")
+    links = "".join(f'<link href="{_a(base)}/{rel}" rel="{rel}"/>' for rel in rels)
+    if inline:
+        items = [disk_attachment(d, i == 0, inline == "disk") for i, d in enumerate(v.disks)]
+        links += collection("disk_attachments", items)
     host_ref = _ref("host", f"{API}/hosts/{v.host_id}", v.host_id) if v.status == "up" else ""
     return (
         f'<vm href="{_a(base)}" id="{_a(v.id)}">{links}{_el("name", v.name)}'

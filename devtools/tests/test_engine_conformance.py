@@ -132,6 +132,33 @@ def test_vm_and_vms(engine: FakeEngine, client: Client, web01: Vm, db01: Vm) -> 
     assert Reader.read(empty.content) == []
 
 
+def test_vms_follow_disk_attachments_inlines_every_disk(
+    engine: FakeEngine, client: Client, web01: Vm, db01: Vm
+) -> None:
+    vms = client.read("/vms", follow="disk_attachments.disk")
+    assert [v.name for v in vms] == ["web01", "db01"]
+    web = vms[0]
+    assert [a.disk.alias for a in web.disk_attachments] == ["web01_os", "web01_raw"]
+    assert web.disk_attachments[0].disk.format == types.DiskFormat.COW
+    assert web.disk_attachments[0].disk.backup == types.DiskBackup.INCREMENTAL
+    assert web.disk_attachments[1].disk.backup == types.DiskBackup.NONE
+    assert web.host is not None and web.host.id == engine.state.host_id
+    refs = client.read(f"/vms/{web01.id}", follow="disk_attachments")
+    assert [a.disk.id for a in refs.disk_attachments] == [d.id for d in web01.disks]
+    assert refs.disk_attachments[0].disk.alias is None  # a reference only
+    plain = client.read(f"/vms/{web01.id}")
+    assert plain.disk_attachments.href == f"/ovirt-engine/api/vms/{web01.id}/diskattachments"
+
+
+def test_vms_on_several_hosts(engine: FakeEngine, client: Client) -> None:
+    second = engine.add_host("fake-host-2")
+    vm = engine.add_vm("app01", disks=[DiskSpec(alias="app01_os")], host_id=second)
+    assert client.read(f"/vms/{vm.id}").host.id == second
+    host = client.read(f"/hosts/{second}")
+    assert (host.id, host.name) == (second, "fake-host-2")
+    assert client.get("/hosts/00000000-0000-4000-8000-000000000000").status_code == 404
+
+
 def test_disk_attachments_and_disks(client: Client, web01: Vm) -> None:
     os_disk, raw_disk = web01.disks
     plain = client.read(f"/vms/{web01.id}/diskattachments")

@@ -95,9 +95,14 @@ class DiskAttachment:
 
 @dataclass(frozen=True)
 class Vm:
+    """A VM. ``disks`` is None unless the engine inlined them (``follow=disk_attachments.disk``);
+    ``host_id`` is the host it runs on (only while it runs)."""
+
     id: str
     name: str | None = None
     status: str | None = None
+    host_id: str | None = None
+    disks: tuple[DiskAttachment, ...] | None = None
 
     @property
     def label(self) -> str:

@@ -184,7 +184,16 @@ def checkpoint_from(el: Element) -> Checkpoint:
 
 
 def vm_from(el: Element) -> Vm:
-    return Vm(id=_ids(el, "vm"), name=_text(el, "name"), status=_text(el, "status"))
+    attachments = el.find("disk_attachments")  # inlined by follow=disk_attachments.disk, else a link
+    return Vm(
+        id=_ids(el, "vm"),
+        name=_text(el, "name"),
+        status=_text(el, "status"),
+        host_id=_ref(el, "host"),
+        disks=None
+        if attachments is None
+        else tuple(disk_attachment_from(a) for a in attachments.findall("disk_attachment")),
+    )
 
 
 def disk_attachment_from(el: Element) -> DiskAttachment:

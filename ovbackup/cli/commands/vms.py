@@ -25,25 +25,23 @@ def vms(
     debug: DebugOpt = False,
 ) -> None:
     """List VMs with their status and how many disks allow incremental backup."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from ovbackup.cli import render
-    from ovbackup.engine.model import DiskBackup, Vm, VmSummary
+    from ovbackup.engine.model import DiskBackup, VmSummary
     from ovbackup.engine.services import SystemService
 
     s = settings(ctx, output=output, timeout=timeout, debug=debug)
     with connect(ctx, s) as connection:
-        service = SystemService(connection).vms_service()
-        found = service.list(search=search, max=max_)
-
-        def summarize(vm: Vm) -> VmSummary:
-            attachments = service.vm_service(vm.id).disk_attachments()
-            enabled = sum(1 for a in attachments if a.disk.backup == DiskBackup.INCREMENTAL)
-            return VmSummary(vm, len(attachments), enabled)
-
-        # One request per VM for its disks; a few in parallel keeps a long list quick.
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            rows = list(pool.map(summarize, found))
+        # One request for every VM and its disks (follow), not one more per VM.
+        found = (
+            SystemService(connection)
+            .vms_service()
+            .list(search=search, max=max_, follow="disk_attachments.disk")
+        )
+    rows = []
+    for vm in found:
+        attachments = vm.disks or ()
+        enabled = sum(1 for a in attachments if a.disk.backup == DiskBackup.INCREMENTAL)
+        rows.append(VmSummary(vm, len(attachments), enabled))
     if s.output == "json":
         render.print_json([render.to_dict(r, render.VM_FIELDS) for r in rows])
     else:

@@ -34,15 +34,18 @@ class VmsService(Service):
         *,
         search: str | None = None,
         max: int | None = None,
+        follow: str | None = None,
         headers: Headers = None,
         query: Query = None,
         timeout: float | None = None,
     ) -> list[Vm]:
+        """The VMs; ``follow="disk_attachments.disk"`` inlines every VM's disks in the same reply
+        (engine 4.3+, ovirt-api.md §11.5), so a fleet is read in one request, not one per VM."""
         return self._get_many(
             self.path,
             "vm",
             xml.vm_from,
-            query={"search": search, "max": max},
+            query={"search": search, "max": max, "follow": follow},
             headers=headers,
             extra_query=query,
             timeout=timeout,
