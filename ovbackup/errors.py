@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     CONNECTION = 7  # engine unreachable, TLS failure, engine unavailable (502/503/504)
     BACKUP_FAILED = 8  # the backup (or a transfer, or a verification) ended in failure
     LOCKED = 9  # another ovbackup run holds the VM's lock
+    HANGUP = 129  # SIGHUP (the terminal or ssh session went away)
     INTERRUPTED = 130  # Ctrl-C (SIGINT)
     TERMINATED = 143  # SIGTERM
 
@@ -144,6 +145,10 @@ class Terminated(BaseException):
     """Raised by ovbackup's SIGTERM handler so cleanup runs exactly as for Ctrl-C."""
 
 
+class HungUp(Terminated):
+    """Raised by the SIGHUP handler of the commands that create things (restore, export)."""
+
+
 class Interrupted(OvbackupError):
     """Raised in place of KeyboardInterrupt / SIGTERM once cleanup ran, to exit 130 / 143."""
 
@@ -151,4 +156,13 @@ class Interrupted(OvbackupError):
 
     def __init__(self, message: str, *, exit_code: ExitCode = ExitCode.INTERRUPTED) -> None:
         super().__init__(message)
+        self.exit_code = exit_code
+
+
+class UndoneError(OvbackupError):
+    """A run failed (or was interrupted) and undid what it had created: the message says why it failed
+    and what was removed or left; the exit code is the failure's own."""
+
+    def __init__(self, message: str, *, exit_code: ExitCode, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
         self.exit_code = exit_code

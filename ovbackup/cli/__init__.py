@@ -13,7 +13,7 @@ from collections.abc import Sequence
 # typer.TyperException, so that is the one name caught here.
 from typer import Abort, TyperException
 
-from ovbackup.errors import ExitCode, OvbackupError, Terminated
+from ovbackup.errors import ExitCode, HungUp, OvbackupError, Terminated
 
 PROG_NAME = "ovbackup"
 # The variable the completion scripts in completions/ set to ask for completions instead of a run.
@@ -97,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _print_error("interrupted")
         return ExitCode.INTERRUPTED
+    except HungUp:
+        _print_error("hung up")
+        return ExitCode.HANGUP
     except Terminated:
         _print_error("terminated")
         return ExitCode.TERMINATED

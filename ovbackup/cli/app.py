@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from ovbackup import __version__
-from ovbackup.cli.commands import backups, checkpoints, data, vms
+from ovbackup.cli.commands import backups, checkpoints, data, restore, vms
 from ovbackup.cli.context import State
 from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt
 
@@ -130,5 +130,6 @@ def global_options(
 
 backups.register(app)
 data.register(app)
+restore.register(app)
 checkpoints.register(app)
 vms.register(app)

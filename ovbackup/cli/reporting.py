@@ -48,7 +48,8 @@ class LineReporter:
         self._say(text)
 
     def disk_started(self, disk: Disk, mode: str, data_bytes: int, size: int) -> None:
-        self._say(f"disk {disk.label}: {mode}, {human_size(data_bytes)} to download")
+        verb = {"restore": "to upload", "export": "to write"}.get(mode, "to download")
+        self._say(f"disk {disk.label}: {mode}, {human_size(data_bytes)} {verb}")
 
     def disk_progress(self, disk_id: str, done: int, size: int | None) -> None:
         pass

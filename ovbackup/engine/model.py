@@ -80,6 +80,10 @@ class Disk:
     provisioned_size: int | None = None
     actual_size: int | None = None
     status: str | None = None
+    sparse: bool | None = None
+    content_type: str | None = None
+    storage_domains: tuple[StorageDomain, ...] = ()  # ids; names when the engine inlined them
+    initial_size: int | None = None  # only sent when creating a disk (block domains)
 
     @property
     def label(self) -> str:
@@ -91,6 +95,53 @@ class Disk:
 class DiskAttachment:
     disk: Disk
     active: bool | None = None
+    interface: str | None = None  # virtio, virtio_scsi, ide, sata, spapr_vscsi
+    bootable: bool | None = None
+    pass_discard: bool | None = None
+    read_only: bool | None = None
+    logical_name: str | None = None  # what the guest agent reports, e.g. /dev/sda
+
+
+@dataclass(frozen=True)
+class Nic:
+    id: str
+    name: str | None = None
+    interface: str | None = None
+    mac: str | None = None
+    vnic_profile_id: str | None = None
+
+
+# Storage types whose domains hold volumes as LVs: no sparse raw, qcow2 allocated at initial_size
+# (ovirt-api.md §11.2).
+BLOCK_STORAGE_TYPES = frozenset({"iscsi", "fcp"})
+
+
+@dataclass(frozen=True)
+class StorageDomain:
+    id: str
+    name: str | None = None
+    type: str | None = None  # data, iso, export, image, ...
+    storage_type: str | None = None  # nfs, iscsi, fcp, glusterfs, localfs, posixfs, ...
+    status: str | None = None
+    available: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+    @property
+    def is_block(self) -> bool:
+        return self.storage_type in BLOCK_STORAGE_TYPES
+
+
+@dataclass(frozen=True)
+class Cluster:
+    id: str
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
 
 
 @dataclass(frozen=True)
@@ -103,6 +154,9 @@ class Vm:
     status: str | None = None
     host_id: str | None = None
     disks: tuple[DiskAttachment, ...] | None = None
+    cluster_id: str | None = None
+    cluster_name: str | None = None  # only when the engine inlined the cluster (follow=cluster)
+    configuration: str | None = None  # the OVF (GET ?all_content=true), ovirt-api.md §11.1
 
     @property
     def label(self) -> str:
@@ -158,6 +212,7 @@ class ImageTransfer:
     disk_id: str | None = None
     backup_id: str | None = None
     host_id: str | None = None
+    direction: str | None = None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from ovbackup.engine.model import (
     BackupPhase,
     Checkpoint,
     CheckpointState,
+    Cluster,
     Disk,
     DiskAttachment,
     DiskBackup,
@@ -32,6 +33,8 @@ from ovbackup.engine.model import (
     Fault,
     ImageTransfer,
     ImageTransferPhase,
+    Nic,
+    StorageDomain,
     Vm,
 )
 from ovbackup.errors import ResponseError
@@ -103,6 +106,11 @@ def _int(el: Element, tag: str) -> int | None:
         raise ResponseError(f"engine sent a non-integer <{tag}>: {value[:40]!r}") from None
 
 
+def _bool(el: Element, tag: str) -> bool | None:
+    value = _text(el, tag)
+    return None if value is None else value.lower() == "true"
+
+
 def _date(el: Element, tag: str) -> datetime | None:
     value = _text(el, tag)
     return parse_datetime(value) if value else None
@@ -141,6 +149,11 @@ def disk_from(el: Element) -> Disk:
         provisioned_size=_int(el, "provisioned_size"),
         actual_size=_int(el, "actual_size"),
         status=_text(el, "status"),
+        sparse=_bool(el, "sparse"),
+        content_type=_text(el, "content_type"),
+        storage_domains=tuple(
+            storage_domain_from(sd) for sd in el.findall("storage_domains/storage_domain") if sd.get("id")
+        ),
     )
 
 
@@ -185,6 +198,7 @@ def checkpoint_from(el: Element) -> Checkpoint:
 
 def vm_from(el: Element) -> Vm:
     attachments = el.find("disk_attachments")  # inlined by follow=disk_attachments.disk, else a link
+    cluster = el.find("cluster")
     return Vm(
         id=_ids(el, "vm"),
         name=_text(el, "name"),
@@ -193,15 +207,56 @@ def vm_from(el: Element) -> Vm:
         disks=None
         if attachments is None
         else tuple(disk_attachment_from(a) for a in attachments.findall("disk_attachment")),
+        cluster_id=None if cluster is None else cluster.get("id"),
+        cluster_name=None if cluster is None else _text(cluster, "name"),
+        # The OVF arrives as text (escaped XML) inside <data>: kept as the engine wrote it.
+        configuration=_raw_text(el, "initialization/configuration/data"),
     )
+
+
+def _raw_text(el: Element, path: str) -> str | None:
+    child = el.find(path)
+    return None if child is None or child.text is None else child.text
 
 
 def disk_attachment_from(el: Element) -> DiskAttachment:
     disk = el.find("disk")
     if disk is None:
         raise ResponseError("engine sent a <disk_attachment> without a <disk>")
-    active = _text(el, "active")
-    return DiskAttachment(disk=disk_from(disk), active=None if active is None else active == "true")
+    return DiskAttachment(
+        disk=disk_from(disk),
+        active=_bool(el, "active"),
+        interface=_text(el, "interface"),
+        bootable=_bool(el, "bootable"),
+        pass_discard=_bool(el, "pass_discard"),
+        read_only=_bool(el, "read_only"),
+        logical_name=_text(el, "logical_name"),
+    )
+
+
+def nic_from(el: Element) -> Nic:
+    return Nic(
+        id=_ids(el, "nic"),
+        name=_text(el, "name"),
+        interface=_text(el, "interface"),
+        mac=_text(el, "mac/address"),
+        vnic_profile_id=_ref(el, "vnic_profile"),
+    )
+
+
+def storage_domain_from(el: Element) -> StorageDomain:
+    return StorageDomain(
+        id=_ids(el, "storage_domain"),
+        name=_text(el, "name"),
+        type=_text(el, "type"),
+        storage_type=_text(el, "storage/type"),
+        status=_text(el, "status") or _text(el, "external_status"),
+        available=_int(el, "available"),
+    )
+
+
+def cluster_from(el: Element) -> Cluster:
+    return Cluster(id=_ids(el, "cluster"), name=_text(el, "name"))
 
 
 def image_transfer_from(el: Element) -> ImageTransfer:
@@ -215,6 +270,7 @@ def image_transfer_from(el: Element) -> ImageTransfer:
         disk_id=_ref(el, "disk"),
         backup_id=_ref(el, "backup"),
         host_id=_ref(el, "host"),
+        direction=_text(el, "direction"),
     )
 
 
@@ -313,12 +369,19 @@ def build_action() -> bytes:
 
 
 def build_image_transfer(
-    *, disk_id: str, backup_id: str, inactivity_timeout: int, timeout_policy: str = "cancel"
+    *,
+    disk_id: str,
+    backup_id: str | None,
+    inactivity_timeout: int,
+    timeout_policy: str = "cancel",
+    direction: str = "download",
 ) -> bytes:
-    """A download transfer of one disk of a backup (ovirt-api.md §6.1); the format is always raw."""
+    """A transfer of one disk: a backup's download (ovirt-api.md §6.1), or an upload / plain download
+    of a disk (§11.3). The format is always raw: the host's NBD backend converts to the disk's format."""
     root = ET.Element("image_transfer")
-    _sub(root, "backup", id=backup_id)
-    _sub(root, "direction", "download")
+    if backup_id is not None:
+        _sub(root, "backup", id=backup_id)
+    _sub(root, "direction", direction)
     _sub(root, "disk", id=disk_id)
     _sub(root, "format", "raw")
     _sub(root, "inactivity_timeout", str(inactivity_timeout))

@@ -1,4 +1,5 @@
-"""The imageio client: moving a disk's bytes between ovirt-imageio and a local image, and checking them.
+"""The imageio client: moving a disk's bytes between ovirt-imageio and a local image (both ways), and
+checking them (imageio's ``/checksum`` of a remote disk, ``client.checksum`` of a local chain).
 
 The copying itself is done by ``ovirt_imageio.client`` (oVirt's own client, an optional extra): it reads
 the extents map so zero areas are never transferred, copies dirty extents only for incremental disks,
@@ -18,18 +19,21 @@ from typing import Any
 from ovbackup.errors import ConfigError, TransferError
 
 
-def require_tools() -> None:
+def require_tools(
+    what: str = "downloading", *, imageio: bool = True, tools: tuple[str, ...] = ("qemu-img", "qemu-nbd")
+) -> None:
     """Fail with install instructions (exit 2) when the optional data-plane pieces are missing."""
     missing = []
-    try:
-        import ovirt_imageio.client  # noqa: F401
-    except ImportError:
-        missing.append("the ovirt-imageio client: pip install 'ovbackup[transfer]'")
-    for tool in ("qemu-img", "qemu-nbd"):
+    if imageio:
+        try:
+            import ovirt_imageio.client  # noqa: F401
+        except ImportError:
+            missing.append("the ovirt-imageio client: pip install 'ovbackup[transfer]'")
+    for tool in tools:
         if shutil.which(tool) is None:
             missing.append(f"{tool}: apt install qemu-utils (dnf install qemu-img)")
     if missing:
-        raise ConfigError("downloading needs " + "; ".join(missing))
+        raise ConfigError(f"{what} needs " + "; ".join(missing))
 
 
 class Progress:
@@ -144,6 +148,43 @@ def download(
         raise TransferError(f"download of {dest.name} failed: {e}") from None
     except Exception as e:  # imageio raises its own error types (http errors, nbd errors)
         raise TransferError(f"download of {dest.name} failed: {type(e).__name__}: {e}") from None
+
+
+def upload(
+    path: Path,
+    transfer_url: str,
+    *,
+    proxy_url: str | None,
+    cafile: str | None,
+    secure: bool,
+    max_workers: int,
+    disk_is_zero: bool,
+    progress: Progress | None,
+) -> None:
+    """Send the guest-visible data of ``path`` (its qcow2 backing chain included, so the top file of a
+    restore point gives the whole disk) into an upload transfer (ovirt-api.md §11.3).
+
+    ``disk_is_zero``: the target is a new disk that reads as zeroes (file storage, or qcow2 on block),
+    so zero areas are skipped instead of written.
+    """
+    from ovirt_imageio import client
+
+    try:
+        client.upload(
+            str(path),
+            transfer_url,
+            cafile,
+            secure=secure,
+            progress=progress,
+            proxy_url=proxy_url,
+            max_workers=max_workers,
+            backing_chain=True,
+            disk_is_zero=disk_is_zero,
+        )
+    except (OSError, RuntimeError, ValueError) as e:
+        raise TransferError(f"upload of {path.name} failed: {e}") from None
+    except Exception as e:  # imageio raises its own error types (http errors, nbd errors)
+        raise TransferError(f"upload of {path.name} failed: {type(e).__name__}: {e}") from None
 
 
 def image_checksum(path: Path, *, algorithm: str, block_size: int) -> str:

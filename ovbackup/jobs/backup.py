@@ -23,6 +23,7 @@ from ovbackup.errors import (
     RefusedError,
     Terminated,
 )
+from ovbackup.jobs.capture import capture_config
 from ovbackup.jobs.download import DownloadOptions, download_backup, new_point
 from ovbackup.jobs.lifecycle import finalize_backup, select_disks, wait_for_phase
 from ovbackup.jobs.reporter import Reporter
@@ -133,9 +134,10 @@ def run_backup(
         plan = plan_mode(catalog, vm_service, opts.mode, opts.download.fmt)
         if plan.fallback:
             reporter.note(f"warning: {plan.fallback}; taking a full backup")
-        selection = select_disks(
-            vm_service.disk_attachments(), opts.disk_ids, incremental=False, vm_name=vm_name
-        )
+        attachments = vm_service.disk_attachments()
+        selection = select_disks(attachments, opts.disk_ids, incremental=False, vm_name=vm_name)
+        chosen = {d.id for d in selection.disks}
+        config = capture_config(vm_service, vm, [a for a in attachments if a.disk.id in chosen], reporter)
         backups = vm_service.backups_service()
         # Our id, chosen before the POST: whatever happens from here on (even Ctrl-C while the
         # POST is in flight), teardown knows which backup to finalize.
@@ -161,6 +163,7 @@ def run_backup(
                 engine_url=engine_url,
                 fmt=opts.download.fmt,
                 fallback=plan.fallback,
+                config=config,
             )
             catalog.record(point)  # visible (as incomplete) while it runs
             pending = download_backup(
@@ -204,5 +207,6 @@ def run_backup(
             finished=timestamp(),
             verified=True if opts.download.verify else None,
         )
+        catalog.write_config(point)
         catalog.record(point)
         return point

@@ -20,6 +20,7 @@ from ovbackup.engine.services import ImageTransfersService, SystemService
 from ovbackup.errors import ExitCode, NotFoundError, OvbackupError, StateError, Terminated, TransferError
 from ovbackup.imageio.client import ImageioSession, Progress, download, image_checksum
 from ovbackup.imageio.images import commit_overlay, copy_sparse
+from ovbackup.jobs.capture import capture_config
 from ovbackup.jobs.lifecycle import finalize_hint, interrupted_while
 from ovbackup.jobs.reporter import Reporter
 from ovbackup.jobs.transfers import (
@@ -37,6 +38,7 @@ from ovbackup.store.catalog import (
     timestamp,
 )
 from ovbackup.store.sealing import PendingPoint, Unsealed, fsync_and_hash, in_background
+from ovbackup.store.vmconfig import VmConfig
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,7 @@ def new_point(
     engine_url: str,
     fmt: str,
     fallback: str | None,
+    config: VmConfig | None = None,
 ) -> RestorePoint:
     return RestorePoint(
         name=name,
@@ -257,6 +260,7 @@ def new_point(
         vm_id=vm_id,
         vm_name=vm_name,
         fallback=fallback,
+        config=config,
     )
 
 
@@ -286,6 +290,9 @@ def run_download(
         if missing:
             raise NotFoundError(f"disk {', '.join(sorted(missing))} is not part of backup {backup_id}")
         disks = [d for d in disks if d.id in disk_ids]
+    taken = {d.id for d in disks}
+    attachments = [a for a in vm_service.disk_attachments() if a.disk.id in taken]
+    config = capture_config(vm_service, vm, attachments, reporter)
     catalog = Catalog(root, vm_name)
     catalog.ensure(vm.id)
     with catalog.lock(0):
@@ -298,6 +305,7 @@ def run_download(
             engine_url=engine_url,
             fmt=opts.fmt,
             fallback=None,
+            config=config,
         )
         try:
             pending = download_backup(
@@ -314,5 +322,6 @@ def run_download(
             )
             raise
         point = replace(point, complete=True, finished=timestamp())
+        catalog.write_config(point)
         catalog.record(point)
         return point

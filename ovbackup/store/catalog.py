@@ -18,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ovbackup.errors import ConfigError
+from ovbackup.errors import ConfigError, NotFoundError
 from ovbackup.store.lock import hold_lock
+from ovbackup.store.vmconfig import VmConfig, config_file_name, encode
 
 MANIFEST = "catalog.json"
 LOCK = ".lock"
@@ -67,6 +68,13 @@ class RestorePoint:
     verified: bool | None = None
     fallback: str | None = None
     disks: tuple[DiskRecord, ...] = field(default_factory=tuple)
+    # What a restore needs besides the images (store/vmconfig.py); None in points taken before
+    # ovbackup recorded it, which restore as disks only.
+    config: VmConfig | None = None
+
+    @property
+    def config_file(self) -> str:
+        return config_file_name(self.name)
 
     @property
     def bytes_transferred(self) -> int:
@@ -77,6 +85,19 @@ class RestorePoint:
         data["bytes_transferred"] = self.bytes_transferred
         return data
 
+    def disks_matching(self, refs: tuple[str, ...]) -> tuple[DiskRecord, ...]:
+        """The disks named by id or alias (all when ``refs`` is empty), in the point's order."""
+        if not refs:
+            return self.disks
+        unknown = [r for r in refs if not any(r in (d.id, d.alias) for d in self.disks)]
+        if unknown:
+            known = ", ".join(f"{d.alias} ({d.id})" for d in self.disks)
+            raise NotFoundError(
+                f"restore point {self.name} has no disk {', '.join(map(repr, unknown))}",
+                hint=f"its disks: {known}",
+            )
+        return tuple(d for d in self.disks if d.id in refs or d.alias in refs)
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RestorePoint:
         data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
@@ -85,7 +106,10 @@ class RestorePoint:
             d = {k: v for k, v in raw.items() if k in DiskRecord.__dataclass_fields__}
             checksum = d.get("checksum")
             disks.append(DiskRecord(**{**d, "checksum": Checksum(**checksum) if checksum else None}))
-        return cls(**{**data, "disks": tuple(disks)})
+        config = data.get("config")
+        return cls(
+            **{**data, "disks": tuple(disks), "config": VmConfig.from_json(config) if config else None}
+        )
 
 
 def utc_stamp(when: datetime | None = None) -> str:
@@ -186,6 +210,11 @@ class Catalog:
         points = [p for p in self.points() if p.name != point.name]
         self._save([*points, point])
 
+    def write_config(self, point: RestorePoint) -> None:
+        """The point's restore configuration as a file beside its images (atomically)."""
+        if point.config is not None:
+            write_atomically(self.dir / point.config_file, encode(point.config))
+
     def new_point_name(self) -> str:
         """A fresh, unused point name; two runs in the same millisecond must not share files."""
         taken = {p.name for p in self.points()}
@@ -216,6 +245,25 @@ class Catalog:
             what = "no" if not matches else "more than one"
             raise ConfigError(f"{what} restore point matches {name!r} in {self.dir}")
         return matches[0]
+
+    def restorable(self, name: str | None) -> RestorePoint:
+        """The point to restore: by name, backup id or unique prefix; ``latest``/None is the newest
+        complete one. An incomplete point (its backup failed or was interrupted) is refused, and so is
+        one whose files or backing chain are missing."""
+        point = self.find(None if name in (None, "latest") else name)
+        if not point.complete:
+            raise ConfigError(
+                f"restore point {point.name} of {self.vm_name} is incomplete (its backup did not finish)",
+                hint=f"choose a complete one from `ovbackup catalog {self.vm_name}`",
+            )
+        for disk in point.disks:
+            if not self.chain_is_whole(disk):
+                raise ConfigError(
+                    f"restore point {point.name}: disk {disk.alias or disk.id} has files missing from "
+                    f"its backing chain in {self.dir}",
+                    hint=f"`ovbackup verify {self.vm_name} {point.name}` shows which",
+                )
+        return point
 
     def previous_file(self, disk_id: str, checkpoint_id: str | None) -> DiskRecord | None:
         """The file an incremental from ``checkpoint_id`` builds on: ``disk_id`` in the complete point
@@ -270,3 +318,23 @@ class Catalog:
         """Hold the VM's lock (``DIR/<vm>/.lock``) for a run that changes its catalog or files."""
         self.dir.mkdir(parents=True, exist_ok=True)
         return hold_lock(self.dir / LOCK, f"VM {self.vm_name}", wait=wait, poll=poll)
+
+
+def find_catalog(root: Path, ref: str) -> Catalog:
+    """The catalog of the VM named ``ref`` — or whose id or recorded name is ``ref`` — under ``root``.
+    Needs no engine: the VM may be long gone, which is often why it is being restored."""
+    direct = Catalog(root, ref)
+    if direct.manifest.exists():
+        return direct
+    for manifest in sorted(root.glob(f"*/{MANIFEST}")):
+        try:
+            raw = json.loads(manifest.read_bytes())
+        except (OSError, ValueError):
+            continue
+        points = raw.get("points") if isinstance(raw, dict) else None
+        if any(isinstance(p, dict) and ref in (p.get("vm_id"), p.get("vm_name")) for p in points or ()):
+            return Catalog(root, str(raw.get("vm_name") or manifest.parent.name))
+    raise NotFoundError(
+        f"no restore points of VM {ref!r} in {root}",
+        hint="`ovbackup catalog VM --dir DIR` lists a VM's points",
+    )

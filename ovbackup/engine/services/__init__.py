@@ -8,14 +8,20 @@ who knows ``ovirtsdk4`` can read this; the extra keyword arguments (``headers``,
 from ovbackup.engine.services.backups import VmBackupService, VmBackupsService
 from ovbackup.engine.services.base import UUID_RE, Service
 from ovbackup.engine.services.checkpoints import VmCheckpointService, VmCheckpointsService
+from ovbackup.engine.services.disks import DiskService, DisksService
+from ovbackup.engine.services.storage import ClustersService, StorageDomainsService
 from ovbackup.engine.services.transfers import ImageTransferService, ImageTransfersService
 from ovbackup.engine.services.vms import SystemService, VmService, VmsService
 
 __all__ = [
     "UUID_RE",
+    "ClustersService",
+    "DiskService",
+    "DisksService",
     "ImageTransferService",
     "ImageTransfersService",
     "Service",
+    "StorageDomainsService",
     "SystemService",
     "VmBackupService",
     "VmBackupsService",

@@ -28,6 +28,26 @@ class ImageTransfersService(Service):
         response = self.connection.request("POST", self.path, body=body, timeout=timeout)
         return xml.parse_one(response.content, "image_transfer", xml.image_transfer_from)
 
+    def add_for_disk(
+        self,
+        *,
+        disk_id: str,
+        direction: str,
+        inactivity_timeout: int = 120,
+        timeout: float | None = None,
+    ) -> ImageTransfer:
+        """A transfer of a disk itself, not of a backup: ``upload`` into a new disk, or ``download``
+        of it (for its checksum), ovirt-api.md §11.3."""
+        body = xml.build_image_transfer(
+            disk_id=disk_id, backup_id=None, inactivity_timeout=inactivity_timeout, direction=direction
+        )
+        response = self.connection.request("POST", self.path, body=body, timeout=timeout)
+        return xml.parse_one(response.content, "image_transfer", xml.image_transfer_from)
+
+    def list(self, *, timeout: float | None = None) -> list[ImageTransfer]:
+        """Every transfer the engine still remembers (finished ones for ~15/30 minutes)."""
+        return self._get_many(self.path, "image_transfer", xml.image_transfer_from, timeout=timeout)
+
     def image_transfer_service(self, id: str) -> ImageTransferService:
         return ImageTransferService(self.connection, f"{self.path}/{id}")
 
