@@ -53,7 +53,12 @@ def test_each_point_exports_as_standalone_byte_exact_images(
         info = images.image_info(path)
         assert info["format"] == "qcow2" and "backing-filename" not in info  # one standalone image
         assert same_image(path, snap3[d["source_id"]])
-    assert sorted(p.name for p in out.iterdir()) == ["web01_os.qcow2", "web01_raw.qcow2"]
+    ovf = (inc2["config"] or {}).get("ovf")  # engines that give the OVF: it is exported as vm.ovf
+    assert doc["ovf"] == (str(out / "vm.ovf") if ovf else None)
+    if ovf:
+        assert (out / "vm.ovf").read_text() == ovf
+    expected = ["web01_os.qcow2", "web01_raw.qcow2", *(["vm.ovf"] if ovf else [])]
+    assert sorted(p.name for p in out.iterdir()) == expected
 
     first = tmp_path / "export-first"
     r = dcli("-o", "json", "export", "web01", full["name"], "--to", str(first), "--format", "raw")
@@ -101,11 +106,12 @@ def test_export_writes_partial_files_then_renames(
         real(src, dest, fmt, on_progress=progress)
 
     monkeypatch.setattr("ovbackup.jobs.export.convert", watching)
-    r = dcli("export", "web01", "--to", str(out))
+    r = dcli("-o", "json", "export", "web01", "--to", str(out))
     assert r.code == 0, r.stderr
     assert ["web01_os.qcow2.partial"] in seen  # while the first disk is written, only its .partial
     assert ["web01_os.qcow2", "web01_raw.qcow2.partial"] in seen
-    assert sorted(p.name for p in out.iterdir()) == ["web01_os.qcow2", "web01_raw.qcow2"]
+    ovf = ["vm.ovf"] if r.json()["ovf"] else []
+    assert sorted(p.name for p in out.iterdir()) == ["web01_os.qcow2", "web01_raw.qcow2", *ovf]
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
