@@ -1,10 +1,29 @@
 """A fake oVirt engine for the test-suite: a real HTTP(S) server speaking the engine's REST API.
 
 ``FakeEngine`` (engine.py) is what tests hold: VMs, clock, fault switches, request log.
-server.py is the HTTP(S) plumbing, api.py the REST resources, xmlout.py the XML, state.py the
-engine's rules and model.py the plain entities. The data plane is opt-in: dataplane.py runs a real
-ovirt-imageio daemon and qemu-nbd, storage.py keeps disk images and checkpoint bitmaps, transfers.py
-holds the ``/imagetransfers`` rules and data.py is FakeEngine's face for all that.
+server.py is the HTTP(S) plumbing; wire.py what every REST resource module shares (replies, SDK
+body reading, query values); api.py the VM/backup/checkpoint/transfer resources, storage_api.py the
+data centre, cluster, storage domain and disk resources; xmlout.py and xml_inventory.py the XML;
+state.py the engine's rules, inventory.py where things live and model.py the plain entities. The
+data plane is opt-in: dataplane.py runs a real ovirt-imageio daemon and qemu-nbd, storage.py keeps
+disk images and checkpoint bitmaps, transfers.py holds the ``/imagetransfers`` rules and data.py is
+FakeEngine's face for all that.
+
+What the fake serves (besides backups, checkpoints and backup transfers):
+
+* ``GET /datacenters[/{id}]`` (one, ``Default``; ``search=name=X`` or ``storage.name=X``),
+  ``GET /clusters[/{id}]`` (one, ``Default``, every VM's ``<cluster>``), ``GET /storagedomains[/{id}]``
+  (``data``: NFS, a file domain; ``data2``: iSCSI, a block domain; ``search=name=X``) and
+  ``GET /storagedomains/{id}/disks[/{id}]``. Every ``<disk>`` carries ``<storage_domains>``;
+  ``DiskSpec(storage_domain="data2")`` puts a seeded disk on the block domain.
+* Plain transfers (no ``<backup>``): ``direction=download`` of a disk that is not plugged to a VM
+  that is up (``set_vm_status(vm, "down")`` first), as ``ovirt-img download-disk`` does; the disk is
+  ``locked`` until the transfer command ends.
+
+Where the real engine's behaviour was guessed rather than read in its sources: the sizes and
+``storage`` details of the domains (the mapper's fields, invented values); the disk is locked only
+by plain transfers (the engine's TransferDiskImageCommand.lockImage also runs for backup transfers,
+the fake leaves those disks ``ok`` as before).
 """
 
 from ovirt_fake_engine.engine import FakeEngine

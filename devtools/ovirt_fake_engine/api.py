@@ -1,26 +1,30 @@
 """Route authenticated ``/ovirt-engine/api/...`` requests to the engine state and render replies.
 
 Kept apart from server.py so the HTTP plumbing (auth, SSO, fault switches, TLS) and the REST
-resources can each be read on their own. Request bodies are parsed with the SDK's own reader
-(``ovirtsdk4.reader.Reader``): if the generated SDK could not read a body, the engine's JAXB layer
-would not have accepted it either.
+resources can each be read on their own. This module holds the VM, backup, checkpoint and transfer
+resources; storage_api.py (data centres, clusters, storage domains, disks) takes what is left.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
-import ovirtsdk4  # noqa: F401  (importing the package registers every reader)
 import ovirtsdk4.types as types
-from ovirtsdk4.reader import Reader
 
-from ovirt_fake_engine import transfers, xmlout
+from ovirt_fake_engine import storage_api, transfers, xmlout
 from ovirt_fake_engine.dataplane import DataPlaneError
 from ovirt_fake_engine.model import ApiError
 from ovirt_fake_engine.state import EngineState
+from ovirt_fake_engine.wire import BadBody as _BadBody
+from ovirt_fake_engine.wire import Reply, xml_reply
+from ovirt_fake_engine.wire import cut as _cut
+from ovirt_fake_engine.wire import follow as _follow
+from ovirt_fake_engine.wire import max_items as _max
+from ovirt_fake_engine.wire import q as _q
+from ovirt_fake_engine.wire import read as _read
 
-XML = "application/xml"
+__all__ = ["Reply", "expected_root", "handle"]  # Reply: server.py and engine.py use api.Reply
+
 # Collection segment → (collection root tag, entity root tag); used to craft hostile replies.
 _ROOTS = {
     "vms": ("vms", "vm"),
@@ -30,26 +34,11 @@ _ROOTS = {
     "checkpoints": ("checkpoints", "checkpoint"),
     "hosts": ("hosts", "host"),
     "imagetransfers": ("image_transfers", "image_transfer"),
+    "datacenters": ("data_centers", "data_center"),
+    "clusters": ("clusters", "cluster"),
+    "storagedomains": ("storage_domains", "storage_domain"),
+    "nics": ("nics", "nic"),
 }
-
-
-@dataclass
-class Reply:
-    """An HTTP reply before it hits the socket; ``content_type`` None means an empty body."""
-
-    status: int
-    body: bytes = b""
-    content_type: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class _BadBody(Exception):
-    """The body is not what JAXB would unmarshal into the expected type."""
-
-
-def xml_reply(status: int, text: str, headers: dict[str, str] | None = None) -> Reply:
-    """An XML reply with the declaration the engine writes."""
-    return Reply(status, xmlout.document(text), XML, headers or {})
 
 
 def expected_root(method: str, parts: list[str]) -> str:
@@ -85,37 +74,6 @@ def handle(
         return xml_reply(500, xmlout.fault("Operation Failed", f"[fake engine data plane: {err}]"))
 
 
-def _read(body: bytes, expected: type) -> object:
-    try:
-        obj = Reader.read(body) if body.strip() else None
-    except Exception:  # the SDK raises its own Error or libxml2 complaints
-        obj = None
-    if not isinstance(obj, expected):
-        raise _BadBody
-    return obj
-
-
-def _q(query: dict[str, list[str]], name: str) -> str | None:
-    values = query.get(name)
-    return values[0] if values else None
-
-
-def _max(query: dict[str, list[str]]) -> int | None:
-    raw = _q(query, "max")
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        # Not checked against a real engine: it rejects a non-integer max with a 400 fault.
-        raise ApiError(400, "Invalid value", f"'{raw}' is not a valid value for 'max'") from None
-    return None if value < 0 else value
-
-
-def _follow(query: dict[str, list[str]]) -> set[str]:
-    return {p.strip() for v in query.get("follow", []) for p in v.split(",") if p.strip()}
-
-
 def _vm_follow(follow: set[str]) -> str | None:
     """What ``follow`` inlines into a VM: ``disk_attachments`` (references to the disks) or
     ``disk_attachments.disk`` (the full disks), as the engine's LinkFollower does (4.3+); None: links."""
@@ -124,10 +82,6 @@ def _vm_follow(follow: set[str]) -> str | None:
     if "disk_attachments" in follow:
         return "attachments"
     return None
-
-
-def _cut(items: list[str], limit: int | None) -> list[str]:
-    return items if limit is None else items[:limit]
 
 
 def _search_vms(state: EngineState, search: str | None) -> list[str]:
@@ -260,4 +214,4 @@ def _route(
             (transfers.finalize if verb == "finalize" else transfers.cancel)(state, transfer_id)
             return xml_reply(200, xmlout.action())
         case _:
-            return Reply(404)
+            return storage_api.route(state, method, parts, query, body, base_url)

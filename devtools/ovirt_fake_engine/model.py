@@ -52,11 +52,13 @@ class DiskSpec:
     provisioned_size: int = GIB
     actual_size: int | None = None
     id: str | None = None
+    storage_domain: str | None = None  # a name or id; None: the file domain "data"
+    sparse: bool | None = None  # None: qcow2 sparse, raw preallocated
 
 
 @dataclass(eq=False)
 class Disk:
-    """A disk image attached to exactly one VM."""
+    """A disk image on one storage domain, attached to one VM (``vm_id``) or floating (None)."""
 
     id: str
     alias: str
@@ -64,7 +66,46 @@ class Disk:
     backup: str
     provisioned_size: int
     actual_size: int
-    vm_id: str
+    vm_id: str | None
+    storage_domain_id: str = ""
+    sparse: bool = True
+    status: str = "ok"  # locked while being created or transferred, illegal after a failed upload
+    content_type: str = "data"
+    description: str | None = None
+    initial_size: int | None = None
+
+
+@dataclass(eq=False)
+class DataCenter:
+    """A data centre (storage pool); the fake has one, ``Default``."""
+
+    id: str
+    name: str
+
+
+@dataclass(eq=False)
+class Cluster:
+    """A cluster of hosts in a data centre; VMs run in one."""
+
+    id: str
+    name: str
+    data_center_id: str
+
+
+@dataclass(eq=False)
+class StorageDomain:
+    """A data storage domain; ``storage_type`` nfs (file) or iscsi/fcp (block, ovirt-api.md §11.2)."""
+
+    id: str
+    name: str
+    storage_type: str
+    data_center_id: str
+    size: int = 1024 * GIB
+
+    @property
+    def block(self) -> bool:
+        """Block domains (iSCSI, FC) allocate qcow2 at ``initial_size`` and refuse sparse raw."""
+        return self.storage_type in ("iscsi", "fcp")
 
 
 @dataclass(eq=False)

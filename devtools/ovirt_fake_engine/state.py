@@ -20,6 +20,7 @@ from datetime import UTC, datetime, tzinfo
 
 from ovirt_fake_engine import transfers
 from ovirt_fake_engine.dataplane import DataPlaneError
+from ovirt_fake_engine.inventory import Inventory
 from ovirt_fake_engine.model import (
     TERMINAL,
     ApiError,
@@ -57,6 +58,7 @@ class EngineState:
         # what a client's per-host limit must bound.
         self.transfer_peaks: dict[str, int] = {}
         self.cluster_id = str(uuid.uuid4())
+        self.inventory = Inventory(self.cluster_id)  # data centre, cluster, storage domains
         self.vms: dict[str, Vm] = {}
         self.disks: dict[str, Disk] = {}
         self.all_backups: dict[str, Backup] = {}
@@ -126,6 +128,8 @@ class EngineState:
             actual = spec.actual_size
             if actual is None:
                 actual = spec.provisioned_size // 4 if spec.format == "cow" else spec.provisioned_size
+            inv = self.inventory
+            sd = inv.resolve_storage_domain(spec.storage_domain) if spec.storage_domain else None
             disk = Disk(
                 id=spec.id or str(uuid.uuid4()),
                 alias=spec.alias,
@@ -134,6 +138,8 @@ class EngineState:
                 provisioned_size=spec.provisioned_size,
                 actual_size=actual,
                 vm_id=vm_id,
+                storage_domain_id=(sd or inv.default_storage_domain).id,
+                sparse=spec.format == "cow" if spec.sparse is None else spec.sparse,
             )
             if self.storage is not None:
                 self.storage.create(disk)

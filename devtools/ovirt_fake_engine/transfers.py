@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 import ovirtsdk4.types as types
 
 from ovirt_fake_engine.dataplane import DataPlaneError
-from ovirt_fake_engine.model import ApiError, Backup, ImageTransfer, check_guid, failed, not_found
+from ovirt_fake_engine.model import ApiError, Backup, Disk, ImageTransfer, check_guid, failed, not_found
 
 if TYPE_CHECKING:
     from ovirt_fake_engine.state import EngineState
@@ -90,7 +90,7 @@ def create(state: EngineState, req: types.ImageTransfer) -> ImageTransfer:
         if disk is None:
             raise failed(400, f"{_CANNOT} The specified disk does not exist.")
         if backup_id is None:
-            raise ApiError(400, "Operation Failed", "[fake engine: only backup downloads are supported]")
+            return _create_plain(state, req, disk)
         b = state.all_backups.get(backup_id)
         if b is None:
             raise failed(400, f"{_CANNOT} The specified VM backup does not exist.")
@@ -127,6 +127,51 @@ def create(state: EngineState, req: types.ImageTransfer) -> ImageTransfer:
         moving = sum(1 for x in state.transfers.values() if x.host_id == t.host_id and x.phase in _STOPPABLE)
         state.transfer_peaks[t.host_id] = max(state.transfer_peaks.get(t.host_id, 0), moving)
         return t  # not progressed: the reply always shows initializing, without URLs
+
+
+def _create_plain(state: EngineState, req: types.ImageTransfer, disk: Disk) -> ImageTransfer:
+    """A transfer of a disk's active image, outside any backup (ovirt-img download-disk).
+
+    TransferDiskImageCommand.validateImageTransfer: the disk must not be illegal, not plugged to a
+    VM that is not down, not locked; the image is locked until the transfer command ends.
+    """
+    direction = _value(req.direction, "upload")  # the model's default
+    if direction != "download":
+        raise ApiError(400, "Operation Failed", "[fake engine: uploads are not supported yet]")
+    if disk.status == "illegal":
+        raise failed(
+            500,
+            f"{_CANNOT} The following attached disks are in ILLEGAL status: {disk.alias} - please "
+            "remove them and try again.",
+        )
+    vm = state.vms.get(disk.vm_id or "")
+    if vm is not None and vm.status != "down":
+        raise failed(409, f"{_CANNOT} The disk {disk.alias} is plugged to non-Down VMs: {vm.name}")
+    if disk.status == "locked" or open_for_disk(state, disk.id):
+        raise failed(
+            409,
+            f"Cannot transfer Virtual Disk: The following disks are locked: {disk.alias}. "
+            "Please try again in a few minutes.",
+        )
+    now = state.now()
+    timeout = req.inactivity_timeout
+    t = ImageTransfer(
+        id=str(uuid.uuid4()),
+        disk_id=disk.id,
+        backup_id=None,
+        direction=direction,
+        format=_value(req.format, "") or disk.format,
+        inactivity_timeout=DEFAULT_INACTIVITY_TIMEOUT if timeout is None else timeout,
+        timeout_policy=_value(req.timeout_policy, "legacy"),
+        host_id=state.host_id,
+        created=now,
+        phase="initializing",
+        phase_since=now,
+    )
+    t.doomed, state.fail_next_transfer = state.fail_next_transfer, False
+    disk.status = "locked"
+    state.transfers[t.id] = t
+    return t
 
 
 def get(state: EngineState, transfer_id: str) -> ImageTransfer:
@@ -199,8 +244,12 @@ def close_sessions(state: EngineState) -> None:
                 _end_session(state, t)
 
 
-def _enter(t: ImageTransfer, phase: str, at: float) -> None:
+def _enter(t: ImageTransfer, phase: str, at: float, state: EngineState | None = None) -> None:
     t.phase, t.phase_since = phase, at
+    if state is not None and t.backup_id is None and t.finished:
+        disk = state.disks.get(t.disk_id)
+        if disk is not None and disk.status == "locked":
+            disk.status = "ok"  # the image lock ends with the transfer command
 
 
 def _progress(state: EngineState, t: ImageTransfer, now: float) -> None:
@@ -218,14 +267,14 @@ def _progress(state: EngineState, t: ImageTransfer, now: float) -> None:
         if nxt is None:
             _start_session(state, t, due)
         else:
-            _enter(t, nxt, due)
+            _enter(t, nxt, due, state)
 
 
 def _start_session(state: EngineState, t: ImageTransfer, at: float) -> None:
     """initializing → transferring: qemu-nbd + imageio ticket, or cancelled_system if that fails."""
     ticket_id = str(uuid.uuid4())
-    b = state.all_backups.get(t.backup_id or "")
-    if t.doomed or b is None:
+    b = state.all_backups.get(t.backup_id) if t.backup_id is not None else None
+    if t.doomed or (b is None and t.backup_id is not None):
         t.error = "fake engine: the transfer session was made to fail" if t.doomed else "backup gone"
         _enter(t, "cancelled_system", at)
         return
@@ -233,7 +282,8 @@ def _start_session(state: EngineState, t: ImageTransfer, at: float) -> None:
     if storage is None:
         t.url = f"{_NOWHERE}/images/{ticket_id}"
     else:
-        bitmap = b.from_checkpoint_id if b.modes.get(t.disk_id) == "incremental" else None
+        incremental = b is not None and b.modes.get(t.disk_id) == "incremental"
+        bitmap = b.from_checkpoint_id if b is not None and incremental else None
         try:
             session = storage.dataplane.start_transfer(
                 storage.path(t.disk_id),

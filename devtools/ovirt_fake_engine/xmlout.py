@@ -112,28 +112,36 @@ def vm(v: Vm, cluster_id: str, inline: str | None = None) -> str:
 
 
 def disk(d: Disk, href: str | None = None, mode: str | None = None) -> str:
-    """A full ``<disk>``; ``mode`` (backup_mode) only inside a backup (ovirt-api.md §1.4)."""
+    """A full ``<disk>``; ``mode`` (backup_mode) only inside a backup (ovirt-api.md §1.4).
+
+    ``<storage_domains>`` names the one domain the image lives on (ovirt-img reads
+    ``storage_domains[0].id``); ``initial_size`` is an input only, the engine never echoes it.
+    """
     href = href or f"{API}/disks/{d.id}"
+    sd = _ref("storage_domain", f"{API}/storagedomains/{d.storage_domain_id}", d.storage_domain_id)
     return (
         f'<disk href="{_a(href)}" id="{_a(d.id)}">'
         f"{_el('actual_size', d.actual_size)}{_el('alias', d.alias)}{_el('backup', d.backup)}"
-        f"{_el('backup_mode', mode) if mode else ''}<content_type>data</content_type>"
+        f"{_el('backup_mode', mode) if mode else ''}{_el('content_type', d.content_type)}"
+        f"{_el('description', d.description) if d.description is not None else ''}"
         f"{_el('format', d.format)}{_el('name', d.alias)}"
         f"{_el('provisioned_size', d.provisioned_size)}"
-        f"{_el('sparse', 'true' if d.format == 'cow' else 'false')}<status>ok</status>"
-        f"<storage_type>image</storage_type>{_el('total_size', d.actual_size)}</disk>"
+        f"{_el('sparse', str(d.sparse).lower())}{_el('status', d.status)}"
+        f"<storage_type>image</storage_type>{_el('total_size', d.actual_size)}"
+        f"<storage_domains>{sd}</storage_domains></disk>"
     )
 
 
 def disk_attachment(d: Disk, bootable: bool, follow_disk: bool) -> str:
     """``<disk_attachment>`` (id = disk id); ``follow=disk`` inlines the full disk."""
     inner = disk(d) if follow_disk else _ref("disk", f"{API}/disks/{d.id}", d.id)
+    vm_id = d.vm_id or ""
     return (
-        f'<disk_attachment href="{API}/vms/{_a(d.vm_id)}/diskattachments/{_a(d.id)}" '
+        f'<disk_attachment href="{API}/vms/{_a(vm_id)}/diskattachments/{_a(d.id)}" '
         f'id="{_a(d.id)}"><active>true</active>{_el("bootable", str(bootable).lower())}'
         f"<interface>virtio_scsi</interface><pass_discard>false</pass_discard>"
         f"<read_only>false</read_only><uses_scsi_reservation>false</uses_scsi_reservation>"
-        f"{inner}{_ref('vm', f'{API}/vms/{d.vm_id}', d.vm_id)}</disk_attachment>"
+        f"{inner}{_ref('vm', f'{API}/vms/{vm_id}', vm_id)}</disk_attachment>"
     )
 
 
