@@ -19,11 +19,22 @@ What the fake serves (besides backups, checkpoints and backup transfers):
 * Plain transfers (no ``<backup>``): ``direction=download`` of a disk that is not plugged to a VM
   that is up (``set_vm_status(vm, "down")`` first), as ``ovirt-img download-disk`` does; the disk is
   ``locked`` until the transfer command ends.
+* ``POST /disks`` (disks.py: ``locked`` for one phase step, then ``ok``; a real image at once, the
+  engine's configuration rules, ``initial_size`` as the "LV" size of a qcow2 disk on ``data2``),
+  ``GET /disks/{id}``, ``DELETE /disks/{id}``; uploads (``direction=upload``, disk_transfers.py)
+  through the real imageio daemon into a writable qemu-nbd export: finalize → ``finalizing_success``
+  → ``finished_success`` (the image verified, the disk ``ok``); cancel → ``cancelled_user`` →
+  ``finalizing_cleanup`` → ``finished_cleanup`` → ``finished_failure`` with the disk removed; the
+  daemon dead (``dataplane.kill_daemon()``) or ``fail_next_transfer`` → ``paused_system``, then the
+  client cancels. ``ovirt-img upload-disk`` and ``download-disk`` work against it.
 
 Where the real engine's behaviour was guessed rather than read in its sources: the sizes and
 ``storage`` details of the domains (the mapper's fields, invented values); the disk is locked only
 by plain transfers (the engine's TransferDiskImageCommand.lockImage also runs for backup transfers,
-the fake leaves those disks ``ok`` as before).
+the fake leaves those disks ``ok`` as before); a new disk's ``actual_size`` (0 for a sparse file
+disk, its ``initial_size`` or 1 GiB on a block domain); removal is immediate (the engine's
+RemoveDisk is asynchronous); an upload's verification is ``qemu-img info`` (format, no backing
+file) where vdsm runs VerifyUntrustedVolume.
 """
 
 from ovirt_fake_engine.engine import FakeEngine

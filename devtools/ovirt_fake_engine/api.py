@@ -11,6 +11,7 @@ import re
 
 import ovirtsdk4.types as types
 
+from ovirt_fake_engine import disks as disk_rules
 from ovirt_fake_engine import storage_api, transfers, xmlout
 from ovirt_fake_engine.dataplane import DataPlaneError
 from ovirt_fake_engine.model import ApiError
@@ -186,12 +187,11 @@ def _route(
                 raise ApiError(404)
             return xml_reply(200, xmlout.checkpoint_disks(cp, {disk_id: state.disks[disk_id]})[0])
         case ("GET", ["disks"]):
+            state.settle()
             items = [xmlout.disk(d) for d in state.disks.values()]
             return xml_reply(200, xmlout.collection("disks", _cut(items, limit)))
         case ("GET", ["disks", disk_id]):
-            if disk_id not in state.disks:
-                raise ApiError(404)
-            return xml_reply(200, xmlout.disk(state.disks[disk_id]))
+            return xml_reply(200, xmlout.disk(disk_rules.get(state, disk_id)))
         case ("GET", ["hosts", host_id]):
             if host_id not in state.hosts:
                 raise ApiError(404)

@@ -480,11 +480,14 @@ class DataPlane:
 
     # ---- images ----------------------------------------------------------------------------
 
-    def create_disk(self, path: Path, size: int, fmt: str = "qcow2") -> Path:
-        """Create an empty image (all unallocated: every extent is a hole)."""
+    def create_disk(
+        self, path: Path, size: int, fmt: str = "qcow2", preallocation: str | None = None
+    ) -> Path:
+        """Create an empty image (all unallocated: every extent is a hole, unless ``preallocation``)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _run(["qemu-img", "create", "-q", "-f", fmt, str(path), str(size)], "qemu-img create")
+        opts = ["-o", f"preallocation={preallocation}"] if preallocation else []
+        _run(["qemu-img", "create", "-q", "-f", fmt, *opts, str(path), str(size)], "qemu-img create")
         return path
 
     def write(self, path: Path, offset: int, length: int, pattern: int | None = None) -> None:
@@ -528,11 +531,16 @@ class DataPlane:
         transfer_id: str | None = None,
         inactivity_timeout: int = 60,
         timeout: int = 3600,
+        writable: bool = False,
+        size_limit: int | None = None,
     ) -> Transfer:
-        """Export ``path`` read-only through qemu-nbd and install a download ticket for it.
+        """Export ``path`` through qemu-nbd and install a ticket for it: read-only for a download.
 
         With ``bitmap`` the ticket is dirty, so ``extents?context=dirty`` reports the writes
         since that bitmap was added. ``ticket_id`` defaults to a random UUID, like the engine's.
+        ``writable`` makes an upload ticket (ops ``write``, which imageio lets read too) on a
+        writable export; ``size_limit`` caps the qcow2 file at that many bytes (a block domain's
+        LV: writes beyond fail with ENOSPC).
         """
         if not self.running:
             raise DataPlaneError("imageio daemon is not running")
@@ -564,6 +572,8 @@ class DataPlane:
                 transfer_id,
                 inactivity_timeout,
                 timeout,
+                writable,
+                size_limit,
             )
         finally:
             with self._lock:
@@ -581,23 +591,23 @@ class DataPlane:
         transfer_id: str | None,
         inactivity_timeout: int,
         timeout: int,
+        writable: bool = False,
+        size_limit: int | None = None,
     ) -> Transfer:
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
-        cmd = [
-            "qemu-nbd",
-            "--read-only",
-            "--persistent",
-            "--shared=0",
-            f"--socket={sock}",
-            f"--format={fmt}",
-            "--cache=writeback",
-        ]
+        cmd = ["qemu-nbd", "--read-only"] if not writable else ["qemu-nbd", "--discard=unmap"]
+        cmd += ["--persistent", "--shared=0", f"--socket={sock}", "--cache=writeback"]
         if fmt != "raw":
             cmd.append("--allocation-depth")
         if bitmap is not None:
             cmd.append(f"--bitmap={bitmap}")
-        cmd.append(str(path))
+        if size_limit is not None and fmt == "qcow2":
+            # The raw driver's "size" bounds the file: qcow2 cannot grow past it (ENOSPC).
+            opts = f"driver=qcow2,file.driver=raw,file.size={size_limit},file.file.driver=file"
+            cmd += ["--image-opts", f"{opts},file.file.filename={str(path).replace(',', ',,')}"]
+        else:
+            cmd += [f"--format={fmt}", str(path)]
 
         with log_file.open("ab") as log:
             log.write(f"# {' '.join(cmd)}\n".encode())
@@ -617,7 +627,7 @@ class DataPlane:
                     "uuid": ticket_id,
                     "size": size,
                     "url": nbd_url,
-                    "ops": ["read"],
+                    "ops": ["write" if writable else "read"],
                     "timeout": timeout,
                     "inactivity_timeout": inactivity_timeout,
                     "sparse": True,

@@ -73,6 +73,7 @@ class Disk:
     content_type: str = "data"
     description: str | None = None
     initial_size: int | None = None
+    ready_at: float | None = None  # engine-clock time a disk being created becomes ok
 
 
 @dataclass(eq=False)
@@ -199,6 +200,17 @@ class ImageTransfer:
     doomed: bool = False
 
     @property
+    def upload(self) -> bool:
+        """An upload into a disk (a backup transfer is always a download)."""
+        return self.direction == "upload" and self.backup_id is None
+
+    @property
     def finished(self) -> bool:
-        """True once the transfer command ended (success, failure or cleanup after cancel)."""
+        """True once the transfer command ended (success, failure or cleanup after cancel).
+
+        An upload's cleanup is not the end: the engine then removes the disk and reports
+        ``finished_failure`` (TransferDiskImageCommand.endWithFailure).
+        """
+        if self.upload and self.phase == "finished_cleanup":
+            return False
         return self.phase in TRANSFER_FINISHED

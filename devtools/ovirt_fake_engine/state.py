@@ -18,7 +18,7 @@ import time
 import uuid
 from datetime import UTC, datetime, tzinfo
 
-from ovirt_fake_engine import transfers
+from ovirt_fake_engine import disks, transfers
 from ovirt_fake_engine.dataplane import DataPlaneError
 from ovirt_fake_engine.inventory import Inventory
 from ovirt_fake_engine.model import (
@@ -168,6 +168,7 @@ class EngineState:
                         del self.all_backups[b.id]
                         del self.vm_backups[b.vm_id][b.id]
             transfers.settle(self, now)
+            disks.settle(self, now)
 
     def _progress(self, b: Backup, now: float) -> None:
         while b.phase not in TERMINAL:

@@ -33,10 +33,15 @@ class Storage:
         self.disk_dir = Path(disk_dir).resolve()
         self.disk_dir.mkdir(parents=True, exist_ok=True)
         self._paths: dict[str, Path] = {}
+        self._capacity: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def create(self, disk: Disk) -> Path:
-        """Create the empty image of a new disk (idempotent: attaching twice keeps the data)."""
+    def create(self, disk: Disk, capacity: int | None = None) -> Path:
+        """Create the empty image of a new disk (idempotent: attaching twice keeps the data).
+
+        A preallocated raw disk is fallocated; ``capacity`` (a qcow2 disk on a block domain) is
+        the size of its "LV": the file is extended to it and uploads cannot write past it.
+        """
         with self._lock:
             path = self._paths.get(disk.id)
             if path is not None:
@@ -44,9 +49,28 @@ class Storage:
             ext, fmt = ("qcow2", "qcow2") if disk.format == "cow" else ("raw", "raw")
             path = self.disk_dir / f"{disk.id}.{ext}"
             if not path.exists():
-                self.dataplane.create_disk(path, disk.provisioned_size, fmt)
+                prealloc = "falloc" if fmt == "raw" and not disk.sparse else None
+                self.dataplane.create_disk(path, disk.provisioned_size, fmt, prealloc)
+                if capacity is not None and fmt == "qcow2":
+                    with path.open("r+b") as f:
+                        f.truncate(max(capacity, path.stat().st_size))
+            if capacity is not None and fmt == "qcow2":
+                self._capacity[disk.id] = max(capacity, path.stat().st_size)
             self._paths[disk.id] = path
             return path
+
+    def capacity(self, disk_id: str) -> int | None:
+        """The "LV" size of a qcow2 disk on a block domain (None: a file domain, no limit)."""
+        with self._lock:
+            return self._capacity.get(disk_id)
+
+    def remove(self, disk_id: str) -> None:
+        """Delete a removed disk's image (a no-op for a disk without one)."""
+        with self._lock:
+            path = self._paths.pop(disk_id, None)
+            self._capacity.pop(disk_id, None)
+        if path is not None:
+            path.unlink(missing_ok=True)
 
     def path(self, disk_id: str) -> Path:
         """The image file of a disk; KeyError for a disk the engine does not have."""

@@ -1,4 +1,6 @@
-"""REST resources for where disks live: data centres, clusters, storage domains and their disks.
+"""REST resources for disks and where they live: data centres, clusters, storage domains.
+
+``POST /disks`` and ``DELETE /disks/{id}`` follow disks.py; ``GET /disks[/{id}]`` is in api.py.
 
 api.py hands over every request it has no route for; what is not here either is a 404 with an
 empty body (the engine's answer to an unknown path or id). Searches accept ``name=X`` (with ``*``),
@@ -7,11 +9,13 @@ and data centres also ``storage.name=X`` (what ovirt-img's ``find_host`` sends).
 
 from __future__ import annotations
 
-from ovirt_fake_engine import xml_inventory, xmlout
+import ovirtsdk4.types as types
+
+from ovirt_fake_engine import disks, xml_inventory, xmlout
 from ovirt_fake_engine.inventory import name_matcher
 from ovirt_fake_engine.model import Disk, StorageDomain
 from ovirt_fake_engine.state import EngineState
-from ovirt_fake_engine.wire import Reply, cut, max_items, q, xml_reply
+from ovirt_fake_engine.wire import Reply, cut, max_items, q, read, xml_reply
 
 
 def route(
@@ -67,6 +71,13 @@ def route(
                 if d.id == disk_id:
                     return xml_reply(200, xmlout.disk(d, f"{xmlout.API}/storagedomains/{sd.id}/disks/{d.id}"))
             return Reply(404)
+        case ("POST", ["disks"]):
+            d = disks.add(state, read(body, types.Disk))
+            location = f"{base_url}{xmlout.API}/disks/{d.id}"
+            return xml_reply(201, xmlout.disk(d), {"Location": location})
+        case ("DELETE", ["disks", disk_id]):
+            disks.remove(state, disk_id)
+            return xml_reply(200, xmlout.action())
         case _:
             return Reply(404)
 

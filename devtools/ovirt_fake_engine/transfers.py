@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 
 import ovirtsdk4.types as types
 
+from ovirt_fake_engine import disk_transfers
 from ovirt_fake_engine.dataplane import DataPlaneError
 from ovirt_fake_engine.model import ApiError, Backup, Disk, ImageTransfer, check_guid, failed, not_found
 
@@ -130,14 +131,12 @@ def create(state: EngineState, req: types.ImageTransfer) -> ImageTransfer:
 
 
 def _create_plain(state: EngineState, req: types.ImageTransfer, disk: Disk) -> ImageTransfer:
-    """A transfer of a disk's active image, outside any backup (ovirt-img download-disk).
+    """A transfer of a disk's active image, outside any backup (ovirt-img download/upload-disk).
 
     TransferDiskImageCommand.validateImageTransfer: the disk must not be illegal, not plugged to a
     VM that is not down, not locked; the image is locked until the transfer command ends.
     """
     direction = _value(req.direction, "upload")  # the model's default
-    if direction != "download":
-        raise ApiError(400, "Operation Failed", "[fake engine: uploads are not supported yet]")
     if disk.status == "illegal":
         raise failed(
             500,
@@ -246,10 +245,8 @@ def close_sessions(state: EngineState) -> None:
 
 def _enter(t: ImageTransfer, phase: str, at: float, state: EngineState | None = None) -> None:
     t.phase, t.phase_since = phase, at
-    if state is not None and t.backup_id is None and t.finished:
-        disk = state.disks.get(t.disk_id)
-        if disk is not None and disk.status == "locked":
-            disk.status = "ok"  # the image lock ends with the transfer command
+    if state is not None:
+        disk_transfers.entered(state, t)
 
 
 def _progress(state: EngineState, t: ImageTransfer, now: float) -> None:
@@ -258,7 +255,7 @@ def _progress(state: EngineState, t: ImageTransfer, now: float) -> None:
             if not _inactive(state, t, now):
                 return
             continue
-        nxt = _NEXT.get(t.phase)
+        nxt = _NEXT.get(t.phase) or (disk_transfers.UPLOAD_NEXT.get(t.phase) if t.upload else None)
         if nxt is None and t.phase != "initializing":
             return  # paused: waits for finalize or cancel
         due = t.phase_since + state.phase_seconds
@@ -266,6 +263,8 @@ def _progress(state: EngineState, t: ImageTransfer, now: float) -> None:
             return
         if nxt is None:
             _start_session(state, t, due)
+        elif nxt == "finished_success" and t.upload and not disk_transfers.verified(state, t):
+            _enter(t, "finalizing_failure", due, state)
         else:
             _enter(t, nxt, due, state)
 
@@ -276,7 +275,7 @@ def _start_session(state: EngineState, t: ImageTransfer, at: float) -> None:
     b = state.all_backups.get(t.backup_id) if t.backup_id is not None else None
     if t.doomed or (b is None and t.backup_id is not None):
         t.error = "fake engine: the transfer session was made to fail" if t.doomed else "backup gone"
-        _enter(t, "cancelled_system", at)
+        _enter(t, disk_transfers.stopped_by_system(t), at)
         return
     storage = state.storage
     if storage is None:
@@ -292,10 +291,12 @@ def _start_session(state: EngineState, t: ImageTransfer, at: float) -> None:
                 transfer_id=t.id,
                 # 0 disables the engine's check; imageio would read 0 as a zero socket timeout.
                 inactivity_timeout=t.inactivity_timeout or DEFAULT_INACTIVITY_TIMEOUT,
+                writable=t.upload,
+                size_limit=storage.capacity(t.disk_id) if t.upload else None,
             )
         except (DataPlaneError, OSError) as e:
             t.error = str(e)
-            _enter(t, "cancelled_system", at)
+            _enter(t, disk_transfers.stopped_by_system(t), at)
             return
         t.url = session.transfer_url
     t.ticket_id, t.session, t.last_activity = ticket_id, True, at
@@ -315,7 +316,7 @@ def _poll(state: EngineState, t: ImageTransfer, now: float) -> bool:
     except (DataPlaneError, OSError) as e:
         t.error = f"ticket {t.ticket_id} unreadable: {e}"
         _end_session(state, t, poll=False)
-        _enter(t, "cancelled_system", now)
+        _enter(t, disk_transfers.stopped_by_system(t), now)
         _progress(state, t, now)
         return False
     transferred, active = int(info.get("transferred") or 0), bool(info.get("active"))
@@ -333,7 +334,7 @@ def _inactive(state: EngineState, t: ImageTransfer, now: float) -> bool:
     if _poll(state, t, now) or t.phase != "transferring":
         return t.phase != "transferring"
     at = t.last_activity + t.inactivity_timeout
-    if t.timeout_policy == "pause":
+    if t.timeout_policy == "pause" or (t.timeout_policy == "legacy" and t.upload):
         _enter(t, "paused_system", at)
     else:  # cancel, and legacy for a download
         _end_session(state, t)
