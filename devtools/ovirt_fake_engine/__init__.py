@@ -27,6 +27,12 @@ What the fake serves (besides backups, checkpoints and backup transfers):
   ``finalizing_cleanup`` → ``finished_cleanup`` → ``finished_failure`` with the disk removed; the
   daemon dead (``dataplane.kill_daemon()``) or ``fail_next_transfer`` → ``paused_system``, then the
   client cancels. ``ovirt-img upload-disk`` and ``download-disk`` work against it.
+* ``GET /vms/{id}?all_content=true`` with ``initialization/configuration`` (``type=ovf``, the
+  engine's own OVF flavour, ovf.py); ``GET /vms/{id}/nics[/{id}]`` (every seeded VM has ``nic1``,
+  virtio, a MAC from the Default pool ``56:6f:…``), ``GET /vnicprofiles[/{id}]`` (``ovirtmgmt``);
+  ``POST /vms`` from a configuration or from Blank, ``POST /vms/{id}/diskattachments``,
+  ``DELETE /vms/{id}[?detach_only=true]``, ``POST /vms/{id}/start`` (``powering_up``, ``up`` one
+  phase step later) and ``/stop`` (vms.py, vm_api.py). A VM made this way backs up like a seeded one.
 
 Where the real engine's behaviour was guessed rather than read in its sources: the sizes and
 ``storage`` details of the domains (the mapper's fields, invented values); the disk is locked only
@@ -34,7 +40,9 @@ by plain transfers (the engine's TransferDiskImageCommand.lockImage also runs fo
 the fake leaves those disks ``ok`` as before); a new disk's ``actual_size`` (0 for a sparse file
 disk, its ``initial_size`` or 1 GiB on a block domain); removal is immediate (the engine's
 RemoveDisk is asynchronous); an upload's verification is ``qemu-img info`` (format, no backing
-file) where vdsm runs VerifyUntrustedVolume.
+file) where vdsm runs VerifyUntrustedVolume; most OVF fields (dates, OS, CPU details) and the NIC
+type numbers other than virtio/e1000/rtl8139; an unparsable OVF's refusal text; start needing no
+host choice (every VM runs on its ``host_id``).
 """
 
 from ovirt_fake_engine.engine import FakeEngine

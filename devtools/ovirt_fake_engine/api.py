@@ -2,7 +2,8 @@
 
 Kept apart from server.py so the HTTP plumbing (auth, SSO, fault switches, TLS) and the REST
 resources can each be read on their own. This module holds the VM, backup, checkpoint and transfer
-resources; storage_api.py (data centres, clusters, storage domains, disks) takes what is left.
+resources; storage_api.py (data centres, clusters, storage domains, disks) and vm_api.py (making,
+changing and removing VMs, NICs) take what is left.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 import ovirtsdk4.types as types
 
 from ovirt_fake_engine import disks as disk_rules
-from ovirt_fake_engine import storage_api, transfers, xmlout
+from ovirt_fake_engine import storage_api, transfers, vm_api, xmlout
 from ovirt_fake_engine.dataplane import DataPlaneError
 from ovirt_fake_engine.model import ApiError
 from ovirt_fake_engine.state import EngineState
@@ -112,21 +113,23 @@ def _route(
         case ("GET", []):
             return xml_reply(200, xmlout.api_root(date(state.now()), len(state.vms)))
         case ("GET", ["vms"]):
+            state.settle()
             ids = _cut(_search_vms(state, _q(query, "search")), limit)
             inline = _vm_follow(follow)
             items = [xmlout.vm(state.vms[i], state.cluster_id, inline) for i in ids]
             return xml_reply(200, xmlout.collection("vms", items))
         case ("GET", ["vms", vm_id]):
-            return xml_reply(200, xmlout.vm(state.vm(vm_id), state.cluster_id, _vm_follow(follow)))
+            state.settle()
+            return xml_reply(200, vm_api.vm_xml(state, state.vm(vm_id), query, _vm_follow(follow)))
         case ("GET", ["vms", vm_id, "diskattachments"]):
-            disks = state.vm(vm_id).disks
-            items = [xmlout.disk_attachment(d, i == 0, "disk" in follow) for i, d in enumerate(disks)]
+            vm = state.vm(vm_id)
+            items = [xmlout.disk_attachment(vm, d, "disk" in follow) for d in vm.disks]
             return xml_reply(200, xmlout.collection("disk_attachments", _cut(items, limit)))
         case ("GET", ["vms", vm_id, "diskattachments", disk_id]):
-            disks = state.vm(vm_id).disks
-            for i, d in enumerate(disks):
+            vm = state.vm(vm_id)
+            for d in vm.disks:
                 if d.id == disk_id:
-                    return xml_reply(200, xmlout.disk_attachment(d, i == 0, "disk" in follow))
+                    return xml_reply(200, xmlout.disk_attachment(vm, d, "disk" in follow))
             raise ApiError(404)
         case ("GET", ["vms", vm_id, "backups"]):
             backups = state.backups(vm_id)[:limit] if limit is not None else state.backups(vm_id)
@@ -214,4 +217,8 @@ def _route(
             (transfers.finalize if verb == "finalize" else transfers.cancel)(state, transfer_id)
             return xml_reply(200, xmlout.action())
         case _:
-            return storage_api.route(state, method, parts, query, body, base_url)
+            for router in (storage_api.route, vm_api.route):
+                reply = router(state, method, parts, query, body, base_url)
+                if reply is not None:
+                    return reply
+            return Reply(404)

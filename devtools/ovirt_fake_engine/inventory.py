@@ -1,6 +1,7 @@
 """Where things live: the data centre, its cluster and its storage domains.
 
-One data centre ``Default`` with one cluster ``Default`` (the one every VM runs in) and two data
+One data centre ``Default`` with one cluster ``Default`` (the one every VM runs in), the management
+network ``ovirtmgmt`` with its vNIC profile and the Default MAC pool, and two data
 domains: ``data`` on NFS (a file domain) and ``data2`` on iSCSI (a block domain, with the block
 rules of ovirt-api.md §11.2: sparse raw refused, qcow2 allocated at ``initial_size``). The images of
 both live in the same directory on the data plane; only the rules differ.
@@ -23,6 +24,9 @@ class Inventory:
         cluster = Cluster(id=cluster_id, name="Default", data_center_id=dc.id)
         self.clusters: dict[str, Cluster] = {cluster.id: cluster}
         self.storage_domains: dict[str, StorageDomain] = {}
+        self.network_id = str(uuid.uuid4())  # the management network, ovirtmgmt
+        self.vnic_profile_id = str(uuid.uuid4())  # its vNIC profile, also ovirtmgmt
+        self._mac_counter = 0
         for name, kind, size in (("data", "nfs", 1024 * GIB), ("data2", "iscsi", 512 * GIB)):
             sd = StorageDomain(
                 id=str(uuid.uuid4()), name=name, storage_type=kind, data_center_id=dc.id, size=size
@@ -52,6 +56,15 @@ class Inventory:
         """A test's ``DiskSpec.storage_domain``: an id or a name."""
         sd = self.storage_domains.get(name_or_id)
         return sd if sd is not None else self.storage_domain_named(name_or_id)
+
+    def new_mac(self, in_use: set[str]) -> str:
+        """The next free address of the Default MAC pool (56:6f:xx:xx:xx:xx, the engine's range)."""
+        while True:
+            self._mac_counter += 1
+            n = self._mac_counter
+            mac = "56:6f:" + ":".join(f"{(n >> s) & 0xFF:02x}" for s in (24, 16, 8, 0))
+            if mac not in in_use:
+                return mac
 
     def cluster(self, cluster_id: str) -> Cluster:
         """By id, or a 404 with an empty body."""

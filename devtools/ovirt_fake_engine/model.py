@@ -74,6 +74,32 @@ class Disk:
     description: str | None = None
     initial_size: int | None = None
     ready_at: float | None = None  # engine-clock time a disk being created becomes ok
+    image_id: str = field(default_factory=lambda: str(uuid.uuid4()))  # the volume (OVF diskId)
+
+
+@dataclass
+class Attachment:
+    """How a disk is attached to its VM (DiskVmElement): the disk attachment's fields."""
+
+    interface: str = "virtio_scsi"
+    bootable: bool = False
+    active: bool = True
+    pass_discard: bool = False
+    read_only: bool = False
+    logical_name: str | None = None
+
+
+@dataclass(eq=False)
+class Nic:
+    """A VM's network interface on the one vNIC profile (``ovirtmgmt``)."""
+
+    id: str
+    name: str
+    interface: str
+    mac: str
+    vnic_profile_id: str
+    linked: bool = True
+    plugged: bool = True
 
 
 @dataclass(eq=False)
@@ -118,6 +144,20 @@ class Vm:
     status: str
     host_id: str
     disks: list[Disk] = field(default_factory=list)
+    cluster_id: str = ""
+    nics: list[Nic] = field(default_factory=list)
+    # disk id → attachment; a disk without an entry is attached the old way (first disk bootable)
+    attachments: dict[str, Attachment] = field(default_factory=dict)
+    memory: int = 4 * GIB
+    cpus: int = 2
+    status_since: float = 0.0  # engine-clock time of the last status change (powering_up → up)
+
+    def attachment(self, disk: Disk) -> Attachment:
+        """The disk's attachment fields (seeded VMs: virtio-scsi, the first disk bootable)."""
+        att = self.attachments.get(disk.id)
+        if att is None:
+            att = Attachment(bootable=bool(self.disks) and self.disks[0] is disk)
+        return att
 
 
 @dataclass(eq=False)

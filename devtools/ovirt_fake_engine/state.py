@@ -18,7 +18,7 @@ import time
 import uuid
 from datetime import UTC, datetime, tzinfo
 
-from ovirt_fake_engine import disks, transfers
+from ovirt_fake_engine import disks, transfers, vms
 from ovirt_fake_engine.dataplane import DataPlaneError
 from ovirt_fake_engine.inventory import Inventory
 from ovirt_fake_engine.model import (
@@ -115,6 +115,8 @@ class EngineState:
             if host_id is not None and host_id not in self.hosts:
                 raise KeyError(host_id)
             vm = Vm(id=str(uuid.uuid4()), name=name, status=status, host_id=host_id or self.host_id)
+            vm.cluster_id = self.cluster_id
+            vms.seed_nic(self, vm)
             self.vms[vm.id] = vm
             self.vm_backups[vm.id] = {}
             self.vm_checkpoints[vm.id] = []
@@ -169,6 +171,7 @@ class EngineState:
                         del self.vm_backups[b.vm_id][b.id]
             transfers.settle(self, now)
             disks.settle(self, now)
+            vms.settle(self, now)
 
     def _progress(self, b: Backup, now: float) -> None:
         while b.phase not in TERMINAL:

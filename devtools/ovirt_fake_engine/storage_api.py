@@ -2,9 +2,10 @@
 
 ``POST /disks`` and ``DELETE /disks/{id}`` follow disks.py; ``GET /disks[/{id}]`` is in api.py.
 
-api.py hands over every request it has no route for; what is not here either is a 404 with an
-empty body (the engine's answer to an unknown path or id). Searches accept ``name=X`` (with ``*``),
-and data centres also ``storage.name=X`` (what ovirt-img's ``find_host`` sends).
+api.py hands over every request it has no route for; when neither this module nor vm_api.py has
+one, the answer is a 404 with an empty body (the engine's answer to an unknown path or id).
+Searches accept ``name=X`` (with ``*``), and data centres also ``storage.name=X`` (what
+ovirt-img's ``find_host`` sends).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ def route(
     query: dict[str, list[str]],
     body: bytes,
     base_url: str,
-) -> Reply:
-    """Serve one request under the engine lock (api.handle holds it and maps faults)."""
+) -> Reply | None:
+    """Serve one request under the engine lock (api.handle holds it and maps faults), or None
+    when the path is not ours."""
     inv = state.inventory
     limit = max_items(query)
     match (method, parts):
@@ -79,7 +81,7 @@ def route(
             disks.remove(state, disk_id)
             return xml_reply(200, xmlout.action())
         case _:
-            return Reply(404)
+            return None
 
 
 def _disks_on(state: EngineState, sd: StorageDomain) -> list[Disk]:

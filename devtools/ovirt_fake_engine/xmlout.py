@@ -91,23 +91,31 @@ def host(host_id: str, name: str = "fake-host-1") -> str:
     )
 
 
-def vm(v: Vm, cluster_id: str, inline: str | None = None) -> str:
+def vm(v: Vm, cluster_id: str, inline: str | None = None, extra: str = "") -> str:
     """``<vm>`` with the sub-collection links a client may follow.
 
     ``inline`` ("attachments" or "disk", from ``follow=disk_attachments[.disk]``) puts the VM's
     ``<disk_attachments>`` in place of their link, each with a disk reference or the full disk.
+    ``extra`` goes inside (``<initialization>`` for ``all_content=true``).
     """
     base = f"{API}/vms/{v.id}"
-    rels = ("backups", "checkpoints") if inline else ("diskattachments", "backups", "checkpoints")
+    rels: tuple[str, ...] = ("backups", "checkpoints", "nics")
+    rels = rels if inline else ("diskattachments", *rels)
     links = "".join(f'<link href="{_a(base)}/{rel}" rel="{rel}"/>' for rel in rels)
     if inline:
-        items = [disk_attachment(d, i == 0, inline == "disk") for i, d in enumerate(v.disks)]
+        items = [disk_attachment(v, d, inline == "disk") for d in v.disks]
         links += collection("disk_attachments", items)
-    host_ref = _ref("host", f"{API}/hosts/{v.host_id}", v.host_id) if v.status == "up" else ""
+    running = v.status in ("up", "powering_up")
+    host_ref = _ref("host", f"{API}/hosts/{v.host_id}", v.host_id) if running else ""
+    cluster_id = v.cluster_id or cluster_id
+    blank = "00000000-0000-0000-0000-000000000000"
     return (
         f'<vm href="{_a(base)}" id="{_a(v.id)}">{links}{_el("name", v.name)}'
-        f"{_el('status', v.status)}{host_ref}"
-        f"{_ref('cluster', f'{API}/clusters/{cluster_id}', cluster_id)}</vm>"
+        f"<cpu><architecture>x86_64</architecture><topology><cores>1</cores>"
+        f"{_el('sockets', v.cpus)}<threads>1</threads></topology></cpu>{_el('memory', v.memory)}"
+        f"<os><type>other_linux</type></os>{_el('status', v.status)}<type>server</type>{host_ref}"
+        f"{_ref('cluster', f'{API}/clusters/{cluster_id}', cluster_id)}"
+        f"{_ref('template', f'{API}/templates/{blank}', blank)}{extra}</vm>"
     )
 
 
@@ -132,16 +140,18 @@ def disk(d: Disk, href: str | None = None, mode: str | None = None) -> str:
     )
 
 
-def disk_attachment(d: Disk, bootable: bool, follow_disk: bool) -> str:
-    """``<disk_attachment>`` (id = disk id); ``follow=disk`` inlines the full disk."""
+def disk_attachment(v: Vm, d: Disk, follow_disk: bool) -> str:
+    """``<disk_attachment>`` (id = disk id) with the VM's attachment fields; ``follow=disk``
+    inlines the full disk."""
+    att = v.attachment(d)
     inner = disk(d) if follow_disk else _ref("disk", f"{API}/disks/{d.id}", d.id)
-    vm_id = d.vm_id or ""
+    logical = _el("logical_name", att.logical_name) if att.logical_name else ""
     return (
-        f'<disk_attachment href="{API}/vms/{_a(vm_id)}/diskattachments/{_a(d.id)}" '
-        f'id="{_a(d.id)}"><active>true</active>{_el("bootable", str(bootable).lower())}'
-        f"<interface>virtio_scsi</interface><pass_discard>false</pass_discard>"
-        f"<read_only>false</read_only><uses_scsi_reservation>false</uses_scsi_reservation>"
-        f"{inner}{_ref('vm', f'{API}/vms/{vm_id}', vm_id)}</disk_attachment>"
+        f'<disk_attachment href="{API}/vms/{_a(v.id)}/diskattachments/{_a(d.id)}" id="{_a(d.id)}">'
+        f"{_el('active', str(att.active).lower())}{_el('bootable', str(att.bootable).lower())}"
+        f"{_el('interface', att.interface)}{logical}{_el('pass_discard', str(att.pass_discard).lower())}"
+        f"{_el('read_only', str(att.read_only).lower())}<uses_scsi_reservation>false</uses_scsi_reservation>"
+        f"{inner}{_ref('vm', f'{API}/vms/{v.id}', v.id)}</disk_attachment>"
     )
 
 
