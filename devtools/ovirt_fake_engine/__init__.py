@@ -34,6 +34,27 @@ What the fake serves (besides backups, checkpoints and backup transfers):
   ``DELETE /vms/{id}[?detach_only=true]``, ``POST /vms/{id}/start`` (``powering_up``, ``up`` one
   phase step later) and ``/stop`` (vms.py, vm_api.py). A VM made this way backs up like a seeded one.
 
+Knobs (attributes of ``FakeEngine`` unless said otherwise; tests set them directly):
+
+* ``phase_seconds`` (engine-clock seconds per phase step; the ``data_engine`` fixture uses 0.05 real
+  seconds), ``advance(seconds)`` (move the engine clock), ``tz``, ``succeeded_retention``,
+  ``failed_retention``, ``transfer_retention``, ``failed_transfer_retention``.
+* ``fail_next_backup`` (the next backup fails instead of reaching ready), ``fail_next_transfer``
+  (the next transfer's session never starts: a download is cancelled by the system, an upload
+  ``paused_system``), ``fail_backup(id)``, ``set_vm_status(vm_id, status)``, ``expire_tokens()``.
+* Request switches, each for the next ``n`` matching requests, aimed with ``method=`` and
+  ``path=`` (a regex over the API path after ``/ovirt-engine/api``, e.g. ``r"/vms"``,
+  ``r"/imagetransfers/.*/finalize"``): ``fault_next(method, path, status=500, reason=, detail=)``
+  (an engine ``<fault>``, nothing done: ``fault_next("POST", "/vms")`` fails the next VM creation),
+  ``fail_next(status=)`` (an HTML error page), ``drop_next(after_body=)`` (the connection cut,
+  before or after the request took effect), ``delay_next(seconds=)``, ``hostile_next(kind)``,
+  ``unauthorized_next()``.
+* The data plane: ``dataplane.kill_daemon()`` (the host's imageio dies; open transfers are found
+  dead at the next poll: downloads ``cancelled_system``, uploads ``paused_system``; the
+  ``dataplane`` fixture restarts it for the next test), ``write_disk(disk_id, offset, length,
+  pattern)`` (a guest write), ``disk_path(disk_id)`` (the image behind a disk, for ``qemu-img
+  compare``), ``bitmaps(disk_id)``.
+
 Where the real engine's behaviour was guessed rather than read in its sources: the sizes and
 ``storage`` details of the domains (the mapper's fields, invented values); the disk is locked only
 by plain transfers (the engine's TransferDiskImageCommand.lockImage also runs for backup transfers,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import secrets
 import socket
 import ssl
@@ -38,10 +39,20 @@ from ovirt_fake_engine.state import EngineState
 class _Switch:
     """A fault switch armed for the next ``left`` matching requests."""
 
-    kind: str  # fail | drop | delay | unauthorized | hostile
+    kind: str  # fail | drop | delay | unauthorized | hostile | fault
     left: int
     sso: bool = False
     args: dict[str, Any] = field(default_factory=dict)
+    method: str | None = None  # only requests with this method count (None: any)
+    path: str | None = None  # only API paths (after /ovirt-engine/api) matching this regex
+
+    def matches(self, sso: bool, method: str, path: str) -> bool:
+        """Does this request use up one of the switch's shots?"""
+        if self.sso != sso or self.left <= 0:
+            return False
+        if self.method is not None and self.method != method:
+            return False
+        return self.path is None or re.fullmatch(self.path, path) is not None
 
 
 def _json(status: int, data: dict[str, str]) -> api.Reply:
@@ -246,38 +257,85 @@ class FakeEngine(DataPlaneControls):
             self.state.tz = value
 
     # -- fault switches ---------------------------------------------------------------------------
-    def _arm(self, switch: str, n: int, sso: bool, **args: Any) -> None:
+    def _arm(
+        self, switch: str, n: int, sso: bool, method: str | None = None, path: str | None = None, **args: Any
+    ) -> None:
         with self._lock:
-            self._switches.append(_Switch(switch, n, sso, args))
+            self._switches.append(_Switch(switch, n, sso, args, method, path))
 
-    def fail_next(self, n: int = 1, status: int = 503, *, sso: bool = False) -> None:
+    # Every switch takes ``method`` and ``path`` (a regex matched against the whole API path after
+    # /ovirt-engine/api, e.g. r"/vms" or r"/imagetransfers/.*/finalize") to hit only those requests.
+    def fail_next(
+        self,
+        n: int = 1,
+        status: int = 503,
+        *,
+        sso: bool = False,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
         """Answer the next n requests with ``status`` and a short HTML page, doing nothing."""
-        self._arm("fail", n, sso, status=status)
+        self._arm("fail", n, sso, method, path, status=status)
 
-    def drop_next(self, n: int = 1, after_body: bool = False, *, sso: bool = False) -> None:
+    def fault_next(
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        *,
+        n: int = 1,
+        status: int = 500,
+        reason: str = "Operation Failed",
+        detail: str = "[Internal Engine Error]",
+    ) -> None:
+        """Answer the next n matching API requests with an engine ``<fault>``, doing nothing.
+
+        ``engine.fault_next("POST", "/vms")`` fails the next VM creation the way a backend failure
+        would (``Operation Failed``, the detail a Java list); pass a 409 and a message for a refusal.
+        """
+        self._arm("fault", n, False, method, path, status=status, reason=reason, detail=detail)
+
+    def drop_next(
+        self,
+        n: int = 1,
+        after_body: bool = False,
+        *,
+        sso: bool = False,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
         """Close the socket without a reply; ``after_body``: perform the request first."""
-        self._arm("drop", n, sso, after_body=after_body)
+        self._arm("drop", n, sso, method, path, after_body=after_body)
 
-    def delay_next(self, n: int = 1, seconds: float = 2.0, *, sso: bool = False) -> None:
+    def delay_next(
+        self,
+        n: int = 1,
+        seconds: float = 2.0,
+        *,
+        sso: bool = False,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
         """Sleep (real time) before handling the next n requests."""
-        self._arm("delay", n, sso, seconds=seconds)
+        self._arm("delay", n, sso, method, path, seconds=seconds)
 
-    def hostile_next(self, kind: str, n: int = 1, *, sso: bool = False) -> None:
+    def hostile_next(
+        self, kind: str, n: int = 1, *, sso: bool = False, method: str | None = None, path: str | None = None
+    ) -> None:
         """Reply 200 with malformed / billion_laughs / external_entity / html, doing nothing."""
         if kind not in ("malformed", "billion_laughs", "external_entity", "html"):
             raise ValueError(kind)
-        self._arm("hostile", n, sso, kind=kind)
+        self._arm("hostile", n, sso, method, path, kind=kind)
 
-    def unauthorized_next(self, n: int = 1) -> None:
+    def unauthorized_next(self, n: int = 1, *, method: str | None = None, path: str | None = None) -> None:
         """Answer 401 (HTML + WWW-Authenticate) to the next n API requests."""
-        self._arm("unauthorized", n, False)
+        self._arm("unauthorized", n, False, method, path)
 
-    def _take_switches(self, sso: bool) -> dict[str, _Switch]:
-        """Consume one use of the oldest armed switch of each kind for this request."""
+    def _take_switches(self, sso: bool, method: str = "GET", path: str = "") -> dict[str, _Switch]:
+        """Consume one use of the oldest matching armed switch of each kind for this request."""
         fired: dict[str, _Switch] = {}
         with self._lock:
             for sw in self._switches:
-                if sw.sso == sso and sw.left > 0 and sw.kind not in fired:
+                if sw.kind not in fired and sw.matches(sso, method, path):
                     sw.left -= 1
                     fired[sw.kind] = sw
             self._switches = [sw for sw in self._switches if sw.left > 0]

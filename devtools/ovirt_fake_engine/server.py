@@ -120,17 +120,19 @@ class _Handler(BaseHTTPRequestHandler):
         headers = CaseInsensitiveDict(self.headers.items())
         engine._record(RecordedRequest(self.command, url.path, query, headers, body))
         if url.path in (SSO_TOKEN, SSO_LOGOUT):
-            self._with_switches(True, url.path, lambda: engine._sso(url.path, headers, body))
+            self._with_switches(True, url.path, lambda: engine._sso(url.path, headers, body), url.path)
         elif url.path == API_PREFIX or url.path.startswith(API_PREFIX + "/"):
             parts = [p for p in url.path[len(API_PREFIX) :].split("/") if p]
-            root = api.expected_root(self.command, parts[1:] if parts[:1] == ["v4"] else parts)
-            self._with_switches(False, root, lambda: self._api(parts, query, body))
+            rest = parts[1:] if parts[:1] == ["v4"] else parts
+            root = api.expected_root(self.command, rest)
+            path = "/" + "/".join(rest) if rest else ""
+            self._with_switches(False, root, lambda: self._api(parts, query, body), path)
         else:
             self._send(api.Reply(404, _ERROR_PAGE.format("Not Found").encode(), "text/html"))
 
-    def _with_switches(self, sso: bool, root: str, run: Callable[[], api.Reply]) -> None:
+    def _with_switches(self, sso: bool, root: str, run: Callable[[], api.Reply], path: str) -> None:
         engine = self.server.engine
-        fired = engine._take_switches(sso)
+        fired = engine._take_switches(sso, self.command, path)
         delay = fired.get("delay")
         if delay is not None:
             time.sleep(delay.args["seconds"])
@@ -145,6 +147,10 @@ class _Handler(BaseHTTPRequestHandler):
             reply = api.Reply(status, page.encode(), "text/html;charset=UTF-8")
         elif "unauthorized" in fired:
             reply = _unauthorized()
+        elif "fault" in fired:
+            args = fired["fault"].args
+            fault = xmlout.fault(args["reason"], args["detail"])
+            reply = api.Reply(args["status"], xmlout.document(fault), "application/xml")
         elif "hostile" in fired:
             ctype, text = xmlout.hostile(fired["hostile"].args["kind"], root)
             reply = api.Reply(200, text, ctype)
