@@ -127,14 +127,14 @@ def test_down_vm_gets_a_cold_backup(cli: Cli, engine: FakeEngine) -> None:
 
 
 def test_failed_backup_exits_8(cli: Cli, engine: FakeEngine, web01: Vm) -> None:
-    engine.fail_next_backup = True
+    engine.configure(fail_next_backup=True)
     r = cli("add", "web01")
     assert r.code == 8
     assert r.error_lines and "failed" in r.error_lines[0]
 
 
 def test_wait_timeout_exits_6_and_says_how_to_finalize(cli: Cli, engine: FakeEngine, web01: Vm) -> None:
-    engine.phase_seconds = 1000
+    engine.configure(phase_seconds=1000)
     r = cli("add", "web01", "--wait-timeout", "30")
     assert r.code == 6
     (line,) = r.error_lines
@@ -166,7 +166,7 @@ def test_wait_command_reaches_ready_and_succeeded(cli: Cli, engine: FakeEngine, 
 
 def test_wait_exit_codes(cli: Cli, engine: FakeEngine, web01: Vm) -> None:
     bid = cli("-o", "json", "add", "web01", "--no-wait").json()["id"]
-    engine.phase_seconds = 1000
+    engine.configure(phase_seconds=1000)
     assert cli("wait", "web01", bid, "--wait-timeout", "5").code == 6
     engine.fail_backup(bid)
     failed = cli("-o", "json", "wait", "web01", bid)
@@ -188,7 +188,7 @@ def test_finalize_waits_for_succeeded_and_twice_is_a_noop(cli: Cli, engine: Fake
 def test_finalize_of_a_forgotten_backup_is_not_found(cli: Cli, engine: FakeEngine, web01: Vm) -> None:
     bid = cli("-o", "json", "add", "web01").json()["id"]
     assert cli("finalize", "web01", bid).code == 0
-    engine.advance(engine.succeeded_retention + 1)
+    engine.advance(engine.state.succeeded_retention + 1)
     r = cli("finalize", "web01", bid)
     assert r.code == 4 and bid in r.error_lines[0]
 

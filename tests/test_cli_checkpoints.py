@@ -229,7 +229,7 @@ def test_remove_unknown_checkpoint_exits_4(cli: Cli, engine: FakeEngine, web01: 
 
 
 def test_purge_older_than_dry_run_then_for_real(cli: Cli, engine: FakeEngine, web01: Vm) -> None:
-    engine.tz = timezone(timedelta(hours=-4))  # dates carry an offset; the age must still be right
+    engine.configure(tz=timezone(timedelta(hours=-4)))  # dates carry an offset; the age must still be right
     old1 = aged_checkpoint(engine, web01, 30)
     old2 = aged_checkpoint(engine, web01, 20)
     new1 = aged_checkpoint(engine, web01, 3)

@@ -5,9 +5,12 @@ server.py is the HTTP(S) plumbing; wire.py what every REST resource module share
 body reading, query values); api.py the VM/backup/checkpoint/transfer resources, storage_api.py the
 data centre, cluster, storage domain and disk resources; xmlout.py and xml_inventory.py the XML;
 state.py the engine's rules, inventory.py where things live and model.py the plain entities. The
-data plane is opt-in: dataplane.py runs a real ovirt-imageio daemon and qemu-nbd, storage.py keeps
-disk images and checkpoint bitmaps, transfers.py holds the ``/imagetransfers`` rules and data.py is
-FakeEngine's face for all that.
+data plane is opt-in: dataplane.py is the face of a real host's data path (daemon.py: the
+ovirt-imageio daemon and its tickets; exports.py: qemu-nbd exports; images.py: qemu-img/qemu-io on
+images; procs.py: running and stopping those programs), storage.py keeps the disks' images and
+checkpoint bitmaps, transfers.py holds the ``/imagetransfers`` rules and data.py is FakeEngine's
+face for all that. ``python -m ovirt_fake_engine`` / ``ovbackup-fake-engine`` (__main__.py) runs
+one by hand; dirlock.py keeps a data directory to one running engine.
 
 What the fake serves (besides backups, checkpoints and backup transfers):
 
@@ -34,14 +37,15 @@ What the fake serves (besides backups, checkpoints and backup transfers):
   ``DELETE /vms/{id}[?detach_only=true]``, ``POST /vms/{id}/start`` (``powering_up``, ``up`` one
   phase step later) and ``/stop`` (vms.py, vm_api.py). A VM made this way backs up like a seeded one.
 
-Knobs (attributes of ``FakeEngine`` unless said otherwise; tests set them directly):
+Knobs (set with ``engine.configure(name=value, ...)``, read as ``engine.state.name``):
 
 * ``phase_seconds`` (engine-clock seconds per phase step; the ``data_engine`` fixture uses 0.05 real
-  seconds), ``advance(seconds)`` (move the engine clock), ``tz``, ``succeeded_retention``,
-  ``failed_retention``, ``transfer_retention``, ``failed_transfer_retention``.
-* ``fail_next_backup`` (the next backup fails instead of reaching ready), ``fail_next_transfer``
-  (the next transfer's session never starts: a download is cancelled by the system, an upload
-  ``paused_system``), ``fail_backup(id)``, ``set_vm_status(vm_id, status)``, ``expire_tokens()``.
+  seconds), ``tz``, ``succeeded_retention``, ``failed_retention``, ``transfer_retention``,
+  ``failed_transfer_retention``; ``fail_next_backup`` (the next backup fails instead of reaching
+  ready), ``fail_next_transfer`` (the next transfer's session never starts: a download is cancelled
+  by the system, an upload ``paused_system``).
+* Methods: ``advance(seconds)`` (move the engine clock), ``fail_backup(id)``,
+  ``set_vm_status(vm_id, status)``, ``expire_tokens()``.
 * Request switches, each for the next ``n`` matching requests, aimed with ``method=`` and
   ``path=`` (a regex over the API path after ``/ovirt-engine/api``, e.g. ``r"/vms"``,
   ``r"/imagetransfers/.*/finalize"``): ``fault_next(method, path, status=500, reason=, detail=)``

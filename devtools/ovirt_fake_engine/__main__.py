@@ -4,7 +4,9 @@ Meant for poking at ovbackup (or curl, or the SDK) without a real engine. ``--ur
 script start it in the background and learn the URL once it is listening. ``--data-dir`` adds the
 real data plane (an ovirt-imageio daemon and qemu-nbd, state in DIR) and makes the demo disks real
 images, so ``ovbackup backup web01 --dir ...`` downloads actual data; with ``--tls`` the daemon
-serves HTTPS with a certificate from the same CA as the engine.
+serves HTTPS with a certificate from the same CA as the engine. One engine per data directory: a
+second one on the same DIR exits 2 at once (an flock on ``DIR/.fake-engine.lock``). The console
+script ``ovbackup-fake-engine`` is the same program.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from ovirt_fake_engine import DiskSpec, FakeEngine
 from ovirt_fake_engine.dataplane import DataPlane, TlsFiles
 from ovirt_fake_engine.demo import MiB, seed_web01
+from ovirt_fake_engine.dirlock import DataDirBusy, DataDirLock
 from ovirt_fake_engine.model import GIB
 
 
@@ -61,7 +64,8 @@ def _demo(engine: FakeEngine, real_disks: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse options, start the engine, serve until Ctrl-C / SIGTERM."""
-    p = argparse.ArgumentParser(prog="python -m ovirt_fake_engine", description=__doc__)
+    prog = "ovbackup-fake-engine" if Path(sys.argv[0]).name == "ovbackup-fake-engine" else None
+    p = argparse.ArgumentParser(prog=prog or "python -m ovirt_fake_engine", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     p.add_argument("--tls", action="store_true", help="HTTPS with a fresh trustme CA")
@@ -78,6 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url-file", type=Path, help="write the API URL here once listening")
     args = p.parse_args(argv)
 
+    lock = None
+    if args.data_dir is not None:
+        lock = DataDirLock(args.data_dir.resolve())
+        try:
+            lock.acquire()
+        except DataDirBusy as e:
+            print(f"{p.prog}: error: {e}", file=sys.stderr)
+            return 2
     workdir = Path(tempfile.mkdtemp(prefix="fake-engine-"))
     ctx, ca_path, imageio_tls = _tls_context(workdir) if args.tls else (None, None, None)
     engine = FakeEngine(ssl_context=ctx, phase_seconds=args.phase_seconds)
@@ -94,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException:
         if dataplane is not None:
             dataplane.stop()
+        if lock is not None:
+            lock.release()
         raise
 
     err = sys.stderr
@@ -126,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         engine.stop()  # ends open transfer sessions (qemu-nbd) first
         if dataplane is not None:
             dataplane.stop()
+        if lock is not None:
+            lock.release()
     return 0
 
 

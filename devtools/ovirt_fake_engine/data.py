@@ -98,35 +98,5 @@ class DataPlaneControls:
         """Stop every ticket and qemu-nbd this engine started (done by ``stop()`` too)."""
         rules.close_sessions(self.state)
 
-    @property
-    def fail_next_transfer(self) -> bool:
-        """When set, the next transfer never starts its session: cancelled_system → finished_failure."""
-        return self.state.fail_next_transfer
-
-    @fail_next_transfer.setter
-    def fail_next_transfer(self, value: bool) -> None:
-        with self.state.lock:
-            self.state.fail_next_transfer = value
-
-    @property
-    def transfer_retention(self) -> float:
-        """Seconds a finished_success transfer stays visible (engine default 15 min)."""
-        return self.state.transfer_retention
-
-    @transfer_retention.setter
-    def transfer_retention(self, value: float) -> None:
-        with self.state.lock:
-            self.state.transfer_retention = value
-
-    @property
-    def failed_transfer_retention(self) -> float:
-        """Seconds a finished_failure/finished_cleanup transfer stays visible (engine: 30 min)."""
-        return self.state.failed_transfer_retention
-
-    @failed_transfer_retention.setter
-    def failed_transfer_retention(self, value: float) -> None:
-        with self.state.lock:
-            self.state.failed_transfer_retention = value
-
 
 __all__ = ["DataPlaneControls", "DiskLockedError"]

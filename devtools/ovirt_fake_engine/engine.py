@@ -19,7 +19,6 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import tzinfo
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -33,6 +32,19 @@ from ovirt_fake_engine.dataplane import DataPlane
 from ovirt_fake_engine.model import Backup, Checkpoint, Disk, DiskSpec, Vm
 from ovirt_fake_engine.server import API_PREFIX, SSO_LOGOUT, RecordedRequest, _Server
 from ovirt_fake_engine.state import EngineState
+
+KNOBS = frozenset(
+    {
+        "phase_seconds",
+        "succeeded_retention",
+        "failed_retention",
+        "fail_next_backup",
+        "tz",
+        "fail_next_transfer",
+        "transfer_retention",
+        "failed_transfer_retention",
+    }
+)
 
 
 @dataclass
@@ -205,56 +217,30 @@ class FakeEngine(DataPlaneControls):
         """Move an unfinished backup to failed (its checkpoint disappears)."""
         self.state.fail_backup(backup_id)
 
-    # Knobs that live in the state so the engine's rules read them under its lock.
-    @property
-    def phase_seconds(self) -> float:
-        """Engine-clock seconds per phase step (0: every step completes at once)."""
-        return self.state.phase_seconds
+    # Knobs live in the state so the engine's rules read them under its lock (read them there:
+    # ``engine.state.phase_seconds``); ``configure`` is the one way to change them.
+    def configure(self, **knobs: Any) -> None:
+        """Set engine knobs at once, under the engine lock (see the package docstring).
 
-    @phase_seconds.setter
-    def phase_seconds(self, value: float) -> None:
+        ``phase_seconds`` (engine-clock seconds per phase step, 0: at once), ``succeeded_retention``
+        / ``failed_retention`` (seconds a finished backup stays visible: 900 / 1800),
+        ``transfer_retention`` / ``failed_transfer_retention`` (the same for transfers),
+        ``fail_next_backup`` / ``fail_next_transfer`` (the next one fails, then resets), ``tz`` (the
+        engine's time zone for dates).
+        """
+        unknown = sorted(set(knobs) - KNOBS)
+        if unknown:
+            raise TypeError(
+                f"unknown fake engine knob(s): {', '.join(unknown)} (known: {', '.join(sorted(KNOBS))})"
+            )
         with self.state.lock:
-            self.state.phase_seconds = value
+            for name, value in knobs.items():
+                setattr(self.state, name, value)
 
-    @property
-    def succeeded_retention(self) -> float:
-        """Seconds a succeeded backup stays visible (engine default 15 min)."""
-        return self.state.succeeded_retention
-
-    @succeeded_retention.setter
-    def succeeded_retention(self, value: float) -> None:
-        with self.state.lock:
-            self.state.succeeded_retention = value
-
-    @property
-    def failed_retention(self) -> float:
-        """Seconds a failed backup stays visible (engine default 30 min)."""
-        return self.state.failed_retention
-
-    @failed_retention.setter
-    def failed_retention(self, value: float) -> None:
-        with self.state.lock:
-            self.state.failed_retention = value
-
-    @property
-    def fail_next_backup(self) -> bool:
-        """When set, the next started backup fails instead of reaching ready (then resets)."""
-        return self.state.fail_next_backup
-
-    @fail_next_backup.setter
-    def fail_next_backup(self, value: bool) -> None:
-        with self.state.lock:
-            self.state.fail_next_backup = value
-
-    @property
-    def tz(self) -> tzinfo:
-        """Time zone of the engine's dates (default: this machine's; UTC is written ``Z``)."""
-        return self.state.tz
-
-    @tz.setter
-    def tz(self, value: tzinfo) -> None:
-        with self.state.lock:
-            self.state.tz = value
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in KNOBS:  # a silent no-op attribute would make a test wait forever: say so
+            raise AttributeError(f"set {name} with engine.configure({name}=...)")
+        super().__setattr__(name, value)
 
     # -- fault switches ---------------------------------------------------------------------------
     def _arm(

@@ -239,7 +239,7 @@ def test_backup_phases(
 
 
 def test_phase_seconds_zero_is_ready_at_once(engine: FakeEngine, client: Client, web01: Vm) -> None:
-    engine.phase_seconds = 0
+    engine.configure(phase_seconds=0)
     r = client.start(web01)
     b = Reader.read(r.content)
     assert b.phase == types.BackupPhase.READY and b.to_checkpoint_id
@@ -252,17 +252,17 @@ def test_failed_backups(engine: FakeEngine, client: Client, web01: Vm) -> None:
     engine.fail_backup(b.id)
     assert client.read(f"/vms/{web01.id}/backups/{b.id}").phase == types.BackupPhase.FAILED
     assert engine.checkpoints(web01.id) == []  # its checkpoint is gone
-    engine.fail_next_backup = True
+    engine.configure(fail_next_backup=True)
     r = client.start(web01)
     engine.advance(10)
     again = client.read(f"/vms/{web01.id}/backups/{Reader.read(r.content).id}")
     assert again.phase == types.BackupPhase.FAILED and again.to_checkpoint_id is None
-    assert engine.fail_next_backup is False
+    assert engine.state.fail_next_backup is False
     assert engine.checkpoints(web01.id) == []
 
 
 def test_retention(engine: FakeEngine, client: Client, web01: Vm) -> None:
-    engine.phase_seconds = 0
+    engine.configure(phase_seconds=0)
     ok = Reader.read(client.start(web01).content)
     client.post(f"/vms/{web01.id}/backups/{ok.id}/finalize", "<action/>")
     bad = Reader.read(client.start(web01).content)
@@ -323,7 +323,7 @@ def test_raw_only_backup_has_no_checkpoint(engine: FakeEngine, client: Client, w
 
 # -- checkpoints -------------------------------------------------------------------------------------
 def test_checkpoints_chain(engine: FakeEngine, client: Client, web01: Vm) -> None:
-    engine.phase_seconds = 0
+    engine.configure(phase_seconds=0)
     ids = []
     for i in range(3):
         b = Reader.read(client.start(web01, extra=f"<description>run {i}</description>").content)
@@ -390,7 +390,7 @@ def test_start_refusals(engine: FakeEngine, client: Client, web01: Vm) -> None:
         409,
         "Cannot remove checkpoint. The VM is during a backup operation.",
     )
-    engine.phase_seconds = 0
+    engine.configure(phase_seconds=0)
     fid = Reader.read(first.content).id
     client.post(f"/vms/{web01.id}/backups/{fid}/finalize", "<action/>")
     dup = client.post(
@@ -585,11 +585,11 @@ def test_keep_alive_and_recording(engine: FakeEngine, client: Client, web01: Vm)
 
 
 def test_dates_follow_engine_timezone(engine: FakeEngine, client: Client, web01: Vm) -> None:
-    engine.tz = timezone(timedelta(hours=-4))
+    engine.configure(tz=timezone(timedelta(hours=-4)))
     r = client.start(web01)
     assert b"-04:00</creation_date>" in r.content
     assert Reader.read(r.content).creation_date.utcoffset() == timedelta(hours=-4)
-    engine.tz = UTC
+    engine.configure(tz=UTC)
     text = client.get(f"/vms/{web01.id}/backups").text
     assert "Z</creation_date>" in text
 

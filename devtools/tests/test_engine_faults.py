@@ -25,7 +25,7 @@ P = types.ImageTransferPhase
 
 @pytest.fixture
 def web01(engine: FakeEngine) -> Vm:
-    engine.phase_seconds = STEP
+    engine.configure(phase_seconds=STEP)
     return engine.add_vm("web01", status="down", disks=[DiskSpec(alias="web01_os")])
 
 
@@ -79,7 +79,7 @@ def image(tmp_path: Path, size: int) -> Path:
 
 def test_daemon_killed_mid_upload(data_engine: DataEngine, tmp_path: Path) -> None:
     eng = data_engine
-    eng.phase_seconds = STEP
+    eng.configure(phase_seconds=STEP)
     api = Api(eng)
     src = image(tmp_path, 64 * MiB)
     d = api.new_disk(format=types.DiskFormat.COW, sparse=True, provisioned_size=64 * MiB)

@@ -175,7 +175,7 @@ def test_ovirt_img_download_disk(data_engine: DataEngine, tmp_path: Path) -> Non
 
 def test_plain_download_locks_the_disk(data_engine: DataEngine) -> None:
     eng = data_engine
-    eng.phase_seconds = 100.0
+    eng.configure(phase_seconds=100.0)
     api = Api(eng)
     raw_disk = eng.web01.disks[1]
     eng.set_vm_status(eng.web01.id, "down")

@@ -89,7 +89,7 @@ def fault(r: requests.Response, status: int) -> str:
 
 @pytest.fixture
 def eng(data_engine: DataEngine) -> DataEngine:
-    data_engine.phase_seconds = STEP
+    data_engine.configure(phase_seconds=STEP)
     return data_engine
 
 
@@ -151,7 +151,7 @@ def test_transfer_lifecycle(eng: DataEngine, api: Api) -> None:
     assert eng.open_transfers() == [] and eng.transfers == [rec]
     assert api.post(f"/imagetransfers/{t.id}/finalize").status_code == 200  # finalize twice: no-op
 
-    eng.advance(eng.transfer_retention)
+    eng.advance(eng.state.transfer_retention)
     r = api.get(f"/imagetransfers/{t.id}")
     assert (r.status_code, r.content) == (404, b"")
     assert eng.transfers == []
@@ -167,9 +167,9 @@ def test_cancel_runs_the_cleanup_phases(eng: DataEngine, api: Api) -> None:
         seen.append(cur.phase)
         eng.advance(STEP)
     assert seen == [P.CANCELLED_USER, P.FINALIZING_CLEANUP]
-    eng.advance(eng.transfer_retention)
+    eng.advance(eng.state.transfer_retention)
     assert api.get(f"/imagetransfers/{t.id}").status_code == 200  # failures are kept longer
-    eng.advance(eng.failed_transfer_retention)
+    eng.advance(eng.state.failed_transfer_retention)
     assert api.get(f"/imagetransfers/{t.id}").status_code == 404
 
 
@@ -307,7 +307,7 @@ def test_inactivity_timeout(eng: DataEngine, api: Api) -> None:
 def test_session_failures_end_in_finished_failure(eng: DataEngine, api: Api) -> None:
     os_disk, raw_disk = eng.web01.disks
     backup_id = ready_backup(api, eng.web01)
-    eng.fail_next_transfer = True
+    eng.configure(fail_next_transfer=True)
     doomed = api.read(api.add_transfer(backup_id, os_disk.id), 201)
     eng.advance(STEP)
     assert api.transfer(doomed.id).phase == P.CANCELLED_SYSTEM

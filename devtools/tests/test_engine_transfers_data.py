@@ -32,7 +32,7 @@ P = types.ImageTransferPhase
 
 @pytest.fixture
 def eng(data_engine: DataEngine) -> DataEngine:
-    data_engine.phase_seconds = STEP
+    data_engine.configure(phase_seconds=STEP)
     return data_engine
 
 
@@ -130,7 +130,7 @@ def test_full_then_incremental_download(eng: DataEngine, tmp_path: Path) -> None
 
 def test_tls_download(tls_data_engine: DataEngine, tmp_path: Path) -> None:
     eng = tls_data_engine
-    eng.phase_seconds = STEP
+    eng.configure(phase_seconds=STEP)
     api = Api(eng)
     b = backup_ready(api, eng)
     os_disk = eng.web01.disks[0]

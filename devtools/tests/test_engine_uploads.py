@@ -104,7 +104,7 @@ class Api:
 
 @pytest.fixture
 def eng(data_engine: DataEngine) -> DataEngine:
-    data_engine.phase_seconds = STEP
+    data_engine.configure(phase_seconds=STEP)
     return data_engine
 
 
@@ -274,7 +274,7 @@ def test_upload_survives_nothing_when_the_daemon_dies(eng: DataEngine, api: Api)
     api.phases_until(t.id, P.FINISHED_FAILURE)
     assert api.call("GET", f"/disks/{d.id}").status_code == 404
 
-    eng.fail_next_transfer = True  # a session that cannot start: paused_system too (§11.3)
+    eng.configure(fail_next_transfer=True)  # a session that cannot start: paused_system too (§11.3)
     eng.dataplane.start()
     d2 = api.new_disk(format=types.DiskFormat.COW, sparse=True, provisioned_size=8 * MiB)
     body = types.ImageTransfer(disk=types.Disk(id=d2.id), direction=types.ImageTransferDirection.UPLOAD)

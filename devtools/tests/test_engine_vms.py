@@ -31,7 +31,7 @@ def api(engine: FakeEngine) -> Api:
 
 @pytest.fixture
 def web01(engine: FakeEngine) -> Vm:
-    engine.phase_seconds = STEP
+    engine.configure(phase_seconds=STEP)
     return engine.add_vm(
         "web01",
         status="down",
@@ -258,7 +258,7 @@ def test_sdk_creates_a_vm_from_configuration(engine: FakeEngine, web01: Vm) -> N
 def test_backup_of_a_restored_vm(data_engine: DataEngine, tmp_path: Any) -> None:
     """Upload a disk, make a VM from web01's OVF around it, start it, back it up: full, then incremental."""
     eng = data_engine
-    eng.phase_seconds = STEP
+    eng.configure(phase_seconds=STEP)
     api = Api(eng)
     src = eng.disk_path(eng.web01.disks[0].id)
     size = eng.web01.disks[0].provisioned_size
