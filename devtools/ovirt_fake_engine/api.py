@@ -123,7 +123,11 @@ def _route(
             return xml_reply(200, vm_api.vm_xml(state, state.vm(vm_id), query, _vm_follow(follow)))
         case ("GET", ["vms", vm_id, "diskattachments"]):
             vm = state.vm(vm_id)
-            items = [xmlout.disk_attachment(vm, d, "disk" in follow) for d in vm.disks]
+            sds = storage_api.domains_xml(state) if "disk.storage_domains" in follow else {}
+            items = [
+                xmlout.disk_attachment(vm, d, "disk" in follow, sds.get(d.storage_domain_id))
+                for d in vm.disks
+            ]
             return xml_reply(200, xmlout.collection("disk_attachments", _cut(items, limit)))
         case ("GET", ["vms", vm_id, "diskattachments", disk_id]):
             vm = state.vm(vm_id)

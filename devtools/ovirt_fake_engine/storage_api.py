@@ -88,6 +88,11 @@ def _disks_on(state: EngineState, sd: StorageDomain) -> list[Disk]:
     return [d for d in state.disks.values() if d.storage_domain_id == sd.id]
 
 
+def domains_xml(state: EngineState) -> dict[str, str]:
+    """Every storage domain's full XML by id (for ``follow=disk.storage_domains``)."""
+    return {sd.id: _storage_domain(state, sd) for sd in state.inventory.storage_domains.values()}
+
+
 def _storage_domain(state: EngineState, sd: StorageDomain) -> str:
     disks = _disks_on(state, sd)
     used = sum(d.actual_size for d in disks)

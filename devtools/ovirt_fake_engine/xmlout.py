@@ -119,14 +119,16 @@ def vm(v: Vm, cluster_id: str, inline: str | None = None, extra: str = "") -> st
     )
 
 
-def disk(d: Disk, href: str | None = None, mode: str | None = None) -> str:
+def disk(d: Disk, href: str | None = None, mode: str | None = None, domain: str | None = None) -> str:
     """A full ``<disk>``; ``mode`` (backup_mode) only inside a backup (ovirt-api.md §1.4).
 
     ``<storage_domains>`` names the one domain the image lives on (ovirt-img reads
-    ``storage_domains[0].id``); ``initial_size`` is an input only, the engine never echoes it.
+    ``storage_domains[0].id``); ``domain`` is the full ``<storage_domain>`` that
+    ``follow=disk.storage_domains`` inlines instead of the reference. ``initial_size`` is an input
+    only, the engine never echoes it.
     """
     href = href or f"{API}/disks/{d.id}"
-    sd = _ref("storage_domain", f"{API}/storagedomains/{d.storage_domain_id}", d.storage_domain_id)
+    sd = domain or _ref("storage_domain", f"{API}/storagedomains/{d.storage_domain_id}", d.storage_domain_id)
     return (
         f'<disk href="{_a(href)}" id="{_a(d.id)}">'
         f"{_el('actual_size', d.actual_size)}{_el('alias', d.alias)}{_el('backup', d.backup)}"
@@ -140,11 +142,11 @@ def disk(d: Disk, href: str | None = None, mode: str | None = None) -> str:
     )
 
 
-def disk_attachment(v: Vm, d: Disk, follow_disk: bool) -> str:
+def disk_attachment(v: Vm, d: Disk, follow_disk: bool, domain: str | None = None) -> str:
     """``<disk_attachment>`` (id = disk id) with the VM's attachment fields; ``follow=disk``
-    inlines the full disk."""
+    inlines the full disk (``domain``: and its storage domain, see :func:`disk`)."""
     att = v.attachment(d)
-    inner = disk(d) if follow_disk else _ref("disk", f"{API}/disks/{d.id}", d.id)
+    inner = disk(d, domain=domain) if follow_disk or domain else _ref("disk", f"{API}/disks/{d.id}", d.id)
     logical = _el("logical_name", att.logical_name) if att.logical_name else ""
     return (
         f'<disk_attachment href="{API}/vms/{_a(v.id)}/diskattachments/{_a(d.id)}" id="{_a(d.id)}">'

@@ -106,6 +106,14 @@ def test_storage_domains(engine: FakeEngine, api: Api, vm: Vm) -> None:
         assert [s.id for s in d.storage_domains] == [data.id if d.alias == "web01_os" else data2.id]
     attachments = api.read(f"/vms/{vm.id}/diskattachments", follow="disk")
     assert [a.disk.storage_domains[0].id for a in attachments] == [data.id, data2.id, data2.id]
+    assert attachments[0].disk.storage_domains[0].name is None  # a reference only
+    inlined = api.read(f"/vms/{vm.id}/diskattachments", follow="disk,disk.storage_domains")
+    assert [(a.disk.alias, a.disk.storage_domains[0].name) for a in inlined] == [
+        ("web01_os", "data"),
+        ("web01_db", "data2"),
+        ("web01_raw", "data2"),
+    ]
+    assert inlined[1].disk.storage_domains[0].storage.type == types.StorageType.ISCSI
     for path in (
         f"/storagedomains/{vm.id}",
         f"/storagedomains/{vm.id}/disks",
