@@ -55,6 +55,9 @@ class Settings:
     backup_dir: str | None
     config_file: str | None
     config_name: str | None
+    # The whole config section (keys as written), for options only some commands have (the fleet's
+    # parallel, per_host, exclude, hook, …): flag > section > default, resolved by the command.
+    section: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 def default_config_file(env: Mapping[str, str]) -> Path:
@@ -179,4 +182,5 @@ def resolve(flags: Flags, env: Mapping[str, str] | None = None) -> Settings:
         backup_dir=pick(flags.backup_dir, "OVBACKUP_DIR", "backup_dir"),
         config_file=str(config_path) if config_path else None,
         config_name=name,
+        section=section,
     )

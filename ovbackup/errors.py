@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     CONNECTION = 7  # engine unreachable, TLS failure, engine unavailable (502/503/504)
     BACKUP_FAILED = 8  # the backup (or a transfer, or a verification) ended in failure
     LOCKED = 9  # another ovbackup run holds the VM's lock
+    INCOMPLETE = 10  # a run over several VMs: at least one failed or was skipped
     HANGUP = 129  # SIGHUP (the terminal or ssh session went away)
     INTERRUPTED = 130  # Ctrl-C (SIGINT)
     TERMINATED = 143  # SIGTERM
@@ -141,12 +142,19 @@ class LockedError(OvbackupError):
     exit_code = ExitCode.LOCKED
 
 
+class IncompleteError(OvbackupError):
+    """A run over several VMs finished, but not every VM is ok (failed or skipped)."""
+
+    exit_code = ExitCode.INCOMPLETE
+
+
 class Terminated(BaseException):
     """Raised by ovbackup's SIGTERM handler so cleanup runs exactly as for Ctrl-C."""
 
 
 class HungUp(Terminated):
-    """Raised by the SIGHUP handler of the commands that create things (restore, export)."""
+    """Raised by the SIGHUP handler of the commands that create things (restore, export) and of fleet
+    backups: the same cleanup as SIGTERM, exit 129."""
 
 
 class Interrupted(OvbackupError):

@@ -170,6 +170,12 @@ class FakeEngine(DataPlaneControls):
         with self.state.lock:
             return dict(self.state.transfer_peaks)
 
+    @property
+    def transfer_peak_total(self) -> int:
+        """The most image transfers moving data at once so far, over every host."""
+        with self.state.lock:
+            return self.state.transfer_peak_total
+
     def add_disk(self, vm_id: str, spec: DiskSpec) -> Disk:
         """Attach another disk to a VM."""
         return self.state.add_disk(vm_id, spec)

@@ -57,6 +57,7 @@ class EngineState:
         # Per host, the most transfers that were moving data at once (initializing..transferring):
         # what a client's per-host limit must bound.
         self.transfer_peaks: dict[str, int] = {}
+        self.transfer_peak_total = 0  # the same, over every host
         self.cluster_id = str(uuid.uuid4())
         self.inventory = Inventory(self.cluster_id)  # data centre, cluster, storage domains
         self.vms: dict[str, Vm] = {}

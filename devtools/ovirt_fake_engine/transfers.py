@@ -127,6 +127,8 @@ def create(state: EngineState, req: types.ImageTransfer) -> ImageTransfer:
         state.transfers[t.id] = t
         moving = sum(1 for x in state.transfers.values() if x.host_id == t.host_id and x.phase in _STOPPABLE)
         state.transfer_peaks[t.host_id] = max(state.transfer_peaks.get(t.host_id, 0), moving)
+        everywhere = sum(1 for x in state.transfers.values() if x.phase in _STOPPABLE)
+        state.transfer_peak_total = max(state.transfer_peak_total, everywhere)
         return t  # not progressed: the reply always shows initializing, without URLs
 
 

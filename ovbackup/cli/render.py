@@ -180,13 +180,14 @@ def print_json_array(items: Iterable[Any]) -> None:
     sys.stdout.flush()
 
 
-def _console() -> Any:
+def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    tty = sys.stdout.isatty()
+    stream = sys.stderr if stderr else sys.stdout
+    tty = stream.isatty()
     # When piped, never wrap or truncate: ids must stay whole for grep/awk.
     return Console(
-        file=sys.stdout,
+        file=stream,
         width=None if tty else 1_000,
         no_color=bool(os.environ.get("NO_COLOR")) or not tty,
         highlight=False,
@@ -199,11 +200,14 @@ def _cell(f: Field[T], item: T) -> str:
     return (f.show or show_value)(value)
 
 
-def print_table(items: Sequence[T], fields: Sequence[Field[T]], *, title: str | None = None) -> None:
+def print_table(
+    items: Sequence[T], fields: Sequence[Field[T]], *, title: str | None = None, stderr: bool = False
+) -> None:
+    """A table on stdout (``stderr``: on stderr, when stdout carries a JSON document)."""
     from rich import box
     from rich.table import Table
 
-    console = _console()
+    console = _console(stderr)
     table = Table(title=title, box=box.SIMPLE_HEAD if console.is_terminal else box.ASCII2)
     shown = [f for f in fields if f.table]
     for f in shown:

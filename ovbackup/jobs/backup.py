@@ -8,16 +8,17 @@ a backup with an open transfer is refused with 409), then the backup is finalize
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ovbackup.engine.model import Backup, BackupPhase, CheckpointState, Disk
+from ovbackup.engine.model import Backup, BackupPhase, CheckpointState, Disk, Vm
 from ovbackup.engine.services import SystemService, VmBackupsService, VmService
 from ovbackup.errors import (
     BackupFailedError,
     ConfigError,
     ExitCode,
+    HungUp,
     Interrupted,
     NotFoundError,
     RefusedError,
@@ -28,6 +29,7 @@ from ovbackup.jobs.download import DownloadOptions, download_backup, new_point
 from ovbackup.jobs.lifecycle import finalize_backup, select_disks, wait_for_phase
 from ovbackup.jobs.reporter import Reporter
 from ovbackup.jobs.teardown import finish_after_failure
+from ovbackup.jobs.transfers import TransferGate
 from ovbackup.store.catalog import Catalog, RestorePoint, timestamp
 
 
@@ -47,6 +49,10 @@ class BackupOptions:
 class Plan:
     from_checkpoint_id: str | None
     fallback: str | None  # why a wanted incremental became full
+
+
+def _never() -> None:
+    pass
 
 
 def plan_mode(catalog: Catalog, vm_service: VmService, mode: str, fmt: str) -> Plan:
@@ -117,18 +123,32 @@ def _start(
 
 def run_backup(
     system: SystemService,
-    vm_ref: str,
+    vm_ref: str | Vm,
     root: Path,
     opts: BackupOptions,
     reporter: Reporter,
     *,
     engine_url: str,
+    gate: TransferGate | None = None,
+    interrupt: Callable[[], None] | None = None,
+    on_start: Callable[[Backup, Plan], None] | None = None,
 ) -> RestorePoint:
-    vm, vm_service = system.vms_service().open(vm_ref)
+    """Back up one VM (a name or id, or a VM a fleet run already listed).
+
+    For fleet runs (jobs/fleet.py): ``gate`` bounds the run's image transfers; ``interrupt`` is called
+    where the job can stop cleanly (lock taken, waiting for ready, downloading) and raises
+    KeyboardInterrupt/Terminated to stop it as a signal would; ``on_start`` hears the started backup.
+    """
+    if isinstance(vm_ref, Vm):
+        vm, vm_service = vm_ref, system.vms_service().vm_service(vm_ref.id)
+    else:
+        vm, vm_service = system.vms_service().open(vm_ref)
+    check = interrupt or _never
     vm_name = vm.label
     catalog = Catalog(root, vm_name)
     catalog.ensure(vm.id)
     with catalog.lock(opts.lock_wait):
+        check()
         for path in catalog.remove_partials():
             reporter.note(f"removed partial file {path.name} left by an earlier run")
         plan = plan_mode(catalog, vm_service, opts.mode, opts.download.fmt)
@@ -148,12 +168,15 @@ def run_backup(
             backup, plan = _start(backups, backup_id, selection.disks, plan, opts, reporter)
             kind = f"incremental from {plan.from_checkpoint_id}" if plan.from_checkpoint_id else "full"
             reporter.note(f"started {kind} backup {backup_id} of VM {vm_name}")
+            if on_start is not None:
+                on_start(backup, plan)
             backup = wait_for_phase(
                 service,
                 BackupPhase.READY,
                 timeout=opts.ready_timeout,
                 vm_name=vm_name,
                 on_poll=reporter.waiting,
+                interrupt=interrupt,
             )
             point = new_point(
                 name=catalog.new_point_name(),
@@ -174,6 +197,9 @@ def run_backup(
                 point,
                 opts.download,
                 reporter,
+                gate=gate,
+                host=backup.host_id or vm.host_id,  # a transfer of a live backup runs on the VM's host
+                interrupt=interrupt,
             )
             point = pending.point
             sealing = pending.start_sealing()  # fsync, rename, hash while the engine finalizes
@@ -184,6 +210,8 @@ def run_backup(
             state = "finished" if closed else f"NOT finished: run `ovbackup cleanup {vm_name}`"
             if isinstance(e, KeyboardInterrupt):
                 raise Interrupted(f"interrupted; backup {backup_id} {state}") from None
+            if isinstance(e, HungUp):
+                raise Interrupted(f"hung up; backup {backup_id} {state}", exit_code=ExitCode.HANGUP) from None
             if isinstance(e, Terminated):
                 raise Interrupted(
                     f"terminated; backup {backup_id} {state}", exit_code=ExitCode.TERMINATED

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from ovbackup.jobs.lifecycle import finalize_hint, interrupted_while
 from ovbackup.jobs.reporter import Reporter
 from ovbackup.jobs.transfers import (
     OpenTransfers,
+    TransferGate,
     finalize_transfer,
     wait_transferring,
 )
@@ -72,9 +73,14 @@ def _open_transfer(job: _Job, disk: Disk) -> tuple[str, str, str | None]:
     """Create the disk's download transfer and wait until it is transferring: (id, url, proxy)."""
     if job.transfers.stopping.is_set():
         raise TransferError("stopped before this disk started")
-    transfer = job.transfers.service.add_backup_download(
-        disk_id=disk.id, backup_id=job.backup_id, inactivity_timeout=job.opts.inactivity_timeout
-    )
+    job.transfers.admit()  # a slot of the run's transfer gate (fleet runs), if there is one
+    try:
+        transfer = job.transfers.service.add_backup_download(
+            disk_id=disk.id, backup_id=job.backup_id, inactivity_timeout=job.opts.inactivity_timeout
+        )
+    except BaseException:
+        job.transfers.abandon()
+        raise
     transfer_id = str(transfer.id)
     job.transfers.add(transfer)
     transfer = wait_transferring(job.transfers.service, transfer_id, job.opts.transfer_timeout)
@@ -208,12 +214,19 @@ def download_backup(
     point: RestorePoint,
     opts: DownloadOptions,
     reporter: Reporter,
+    *,
+    gate: TransferGate | None = None,
+    host: str | None = None,
+    interrupt: Callable[[], None] | None = None,
 ) -> PendingPoint:
     """Download every disk (``parallel_disks`` at a time) and close every transfer.
 
     On any failure or interruption, every open transfer is cancelled before the exception propagates.
+    ``gate`` bounds the transfers of a whole fleet run (``host``: where this backup's transfers run);
+    ``interrupt`` is called while the disks download and may raise to stop them (a fleet's Ctrl-C
+    reaching a job that runs in another thread).
     """
-    transfers = OpenTransfers(transfers_service)
+    transfers = OpenTransfers(transfers_service, gate, host)
     fallbacks: list[str] = []
     job = _Job(
         str(backup.id), backup.from_checkpoint_id, point.name, catalog, transfers, opts, reporter, fallbacks
@@ -221,7 +234,7 @@ def download_backup(
     pool = cf.ThreadPoolExecutor(max_workers=max(1, opts.parallel_disks), thread_name_prefix="disk")
     futures = [pool.submit(_download_disk, job, disk) for disk in disks]
     try:
-        downloaded = [f.result() for f in futures]  # first failure raises here
+        downloaded = [_result(f, interrupt) for f in futures]  # first failure raises here
     except BaseException:
         transfers.stopping.set()
         for f in futures:
@@ -234,6 +247,18 @@ def download_backup(
     pool.shutdown(wait=True)
     fallback = "; ".join(fallbacks) if fallbacks else point.fallback
     return PendingPoint(replace(point, fallback=fallback), tuple(downloaded), reporter.disk_finished)
+
+
+def _result(future: cf.Future[Unsealed], interrupt: Callable[[], None] | None) -> Unsealed:
+    if interrupt is None:
+        return future.result()
+    while True:  # in short waits, so ``interrupt`` is heard while a disk downloads
+        try:
+            return future.result(timeout=0.2)
+        except TimeoutError:
+            if future.done():
+                raise  # the disk's own error (a socket timeout is a TimeoutError too)
+            interrupt()
 
 
 def new_point(

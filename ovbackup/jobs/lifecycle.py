@@ -79,13 +79,17 @@ def wait_for_phase(
     vm_name: str,
     accept: Callable[[Backup], bool] | None = None,
     on_poll: polling.OnPoll | None = None,
+    interrupt: Callable[[], None] | None = None,
 ) -> Backup:
     """Poll the backup until it reaches ``target``; ``failed`` raises BackupFailedError (exit 8).
 
     Waiting for ``succeeded`` keeps going while the phase still reads ``ready`` after finalize.
+    ``interrupt`` is called after every poll and may raise to stop waiting (a fleet run's stop).
     """
 
     def done(backup: Backup) -> bool:
+        if interrupt is not None:
+            interrupt()
         if accept is not None:
             return accept(backup)
         if backup.phase == BackupPhase.FAILED:

@@ -32,23 +32,92 @@ _TERMINAL = (
 )
 
 
-class OpenTransfers:
-    """Open transfers, so a failure anywhere can cancel them all before the backup is finalized."""
+class TransferGate:
+    """Bounds the image transfers of a whole run: at most ``per_host`` through one host, ``total`` in all.
 
-    def __init__(self, service: ImageTransfersService) -> None:
+    The engine has no cap of its own, and imageio's advice is that many transfers sharing a host lose
+    throughput (ovirt-api.md §11.5), so a fleet run throttles itself. A slot is taken before a transfer
+    is created and given back once the engine has it finalized or cancelled. ``None``: no bound.
+    Transfers whose host is unknown (a VM that is down) count only against ``total``.
+    """
+
+    def __init__(self, per_host: int | None = None, total: int | None = None) -> None:
+        self.per_host = per_host
+        self.total = total
+        self._cond = threading.Condition()
+        self._by_host: dict[str, int] = {}
+        self._all = 0
+
+    def _free(self, host: str | None) -> bool:
+        if self.total is not None and self._all >= self.total:
+            return False
+        return host is None or self.per_host is None or self._by_host.get(host, 0) < self.per_host
+
+    def acquire(self, host: str | None, stopping: threading.Event) -> None:
+        """Wait for a slot (checking ``stopping`` every 0.2 s: a stopped job must not wait forever)."""
+        with self._cond:
+            while not self._free(host):
+                if stopping.is_set():
+                    raise TransferError("stopped while waiting for a transfer slot")
+                self._cond.wait(0.2)
+            self._all += 1
+            if host is not None:
+                self._by_host[host] = self._by_host.get(host, 0) + 1
+
+    def release(self, host: str | None) -> None:
+        with self._cond:
+            self._all -= 1
+            if host is not None:
+                self._by_host[host] -= 1
+            self._cond.notify_all()
+
+
+class OpenTransfers:
+    """Open transfers, so a failure anywhere can cancel them all before the backup is finalized.
+
+    With a ``gate``, each transfer holds one of its slots (on ``host``) from just before it is created
+    until the engine has it closed or cancelled.
+    """
+
+    def __init__(
+        self, service: ImageTransfersService, gate: TransferGate | None = None, host: str | None = None
+    ) -> None:
         self.service = service
         self.open: dict[str, ImageTransfer] = {}
         self.lock = threading.Lock()
         self.reserved = 0  # bytes promised to downloads in flight (free-space accounting)
         self.stopping = threading.Event()
+        self.gate = gate
+        self.host = host
+        self._gated: set[str] = set()
+
+    def admit(self) -> None:
+        """Take a gate slot for the transfer about to be created (give it to ``add`` or ``abandon``)."""
+        if self.gate is not None:
+            self.gate.acquire(self.host, self.stopping)
+
+    def abandon(self) -> None:
+        """The transfer ``admit`` was for could not be created: give its slot back."""
+        if self.gate is not None:
+            self.gate.release(self.host)
 
     def add(self, transfer: ImageTransfer) -> None:
         with self.lock:
             self.open[str(transfer.id)] = transfer
+            if self.gate is not None:
+                self._gated.add(str(transfer.id))
+
+    def _release(self, transfer_id: str) -> None:
+        with self.lock:
+            gated = transfer_id in self._gated
+            self._gated.discard(transfer_id)
+        if gated and self.gate is not None:
+            self.gate.release(self.host)
 
     def closed(self, transfer_id: str) -> None:
         with self.lock:
             self.open.pop(transfer_id, None)
+        self._release(transfer_id)
 
     def reserve(self, directory: Path, needed: int, margin: int) -> None:
         """Promise ``needed`` bytes of ``directory``'s free space to one download, or fail early."""
@@ -87,6 +156,8 @@ class OpenTransfers:
                 pass  # already gone
             except OvbackupError as e:
                 reporter.note(f"could not cancel image transfer {transfer_id}: {e}")
+            finally:
+                self._release(transfer_id)
 
 
 def wait_transferring(service: ImageTransfersService, transfer_id: str, timeout: float) -> ImageTransfer:

@@ -17,6 +17,7 @@ from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt
 
 if TYPE_CHECKING:
     from ovbackup.config import Settings
+    from ovbackup.jobs.backup import BackupOptions
     from ovbackup.jobs.download import DownloadOptions
     from ovbackup.store.catalog import RestorePoint
 
@@ -172,7 +173,14 @@ def _mode(full: bool, incremental: bool, auto: bool) -> str:
 
 def backup_cmd(
     ctx: typer.Context,
-    vm: VmArg,
+    vm: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Argument(
+            metavar="[VM]...",
+            help="VM names or ids (several: a fleet run), or --all/--search.",
+            show_default=False,
+        ),
+    ] = None,
     directory: DirOpt = None,
     full: Annotated[bool, typer.Option("--full", help="Take a full backup.")] = False,
     incremental: Annotated[
@@ -205,15 +213,92 @@ def backup_cmd(
     ] = 0.0,
     max_workers: WorkersOpt = 4,
     parallel_disks: ParallelOpt = 4,
+    all_: Annotated[bool, typer.Option("--all", help="Every VM you can see.")] = False,
+    search: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--search", metavar="QUERY", help="The VMs an engine search finds, e.g. 'name=web*'."),
+    ] = None,
+    exclude: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--exclude", metavar="GLOB", help="Leave out VMs whose name matches (repeat) [config exclude]"
+        ),
+    ] = None,
+    shard: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--shard", metavar="I/N", help="Only the VMs whose id hashes to I of N [config shard]"),
+    ] = None,
+    parallel: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--parallel",
+            metavar="N",
+            help="VMs backed up at once (default 1) [config parallel]",
+            min=1,
+            max=16,
+        ),
+    ] = None,
+    per_host: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--per-host",
+            metavar="N",
+            help="Transfers through one host at once (default 2) [config per_host]",
+            min=1,
+        ),
+    ] = None,
+    max_transfers: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--max-transfers",
+            metavar="N",
+            help="Transfers at once in all (default 8) [config max_transfers]",
+            min=1,
+        ),
+    ] = None,
+    report: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--report", metavar="FILE", help="Write the run's JSON summary here [config report]"),
+    ] = None,
+    metrics_file: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--metrics-file", metavar="FILE", help="Prometheus textfile, merged [config metrics_file]"
+        ),
+    ] = None,
+    hook: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--hook", metavar="CMD", help="Run CMD PHASE at each phase, vzdump style [config hook]"),
+    ] = None,
+    hook_timeout: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            "--hook-timeout",
+            metavar="S",
+            help="Kill a hook after S seconds (default 300) [config hook_timeout]",
+            min=0.001,
+        ),
+    ] = None,
+    log_file: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--log-file", metavar="FILE", help="Append timestamped lines per VM [config log_file]"),
+    ] = None,
+    progress: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--progress",
+            metavar="auto|bars|lines|json",
+            help="How to show progress on stderr [config progress]",
+        ),
+    ] = None,
     output: OutputOpt = None,
     timeout: TimeoutOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Back up VM into DIR: start, download every disk, finalize, record the restore point."""
-    from ovbackup.cli.reporting import close_reporter, make_reporter
-    from ovbackup.engine.services import SystemService
+    """Back up VMs into DIR: start, download every disk, finalize, record the restore point."""
+    from ovbackup.cli.fleet import FleetFlags, run_backup_command
     from ovbackup.imageio.client import require_tools
-    from ovbackup.jobs.backup import BackupOptions, run_backup
+    from ovbackup.jobs.backup import BackupOptions
 
     s = settings(ctx, output=output, timeout=timeout, debug=debug, backup_dir=directory)
     root = _backup_dir(s)
@@ -225,7 +310,35 @@ def backup_cmd(
         lock_wait=lock_wait,
         download=_download_options(s, fmt, verify, max_workers, parallel_disks),
     )
+    flags = FleetFlags(
+        names=tuple(vm or ()),
+        all=all_,
+        search=search,
+        exclude=tuple(exclude or ()),
+        shard=shard,
+        parallel=parallel,
+        per_host=per_host,
+        max_transfers=max_transfers,
+        hook=hook,
+        hook_timeout=hook_timeout,
+        report=report,
+        metrics_file=metrics_file,
+        log_file=log_file,
+        progress=progress,
+    )
     require_tools()
+    if flags.is_fleet(s):
+        run_backup_command(ctx, s, root, flags, opts)
+        return
+    _backup_one(ctx, s, root, flags.names[0], opts)
+
+
+def _backup_one(ctx: typer.Context, s: "Settings", root: Path, vm: str, opts: "BackupOptions") -> None:
+    """One named VM: the one-VM job, exactly as before fleets existed."""
+    from ovbackup.cli.reporting import close_reporter, make_reporter
+    from ovbackup.engine.services import SystemService
+    from ovbackup.jobs.backup import run_backup
+
     with connect(ctx, s) as connection, sigterm_as_interrupt():
         reporter = make_reporter()
         try:
