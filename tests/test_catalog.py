@@ -93,7 +93,12 @@ def test_a_crash_while_writing_never_leaves_half_a_manifest(tmp_path: Path) -> N
         "    i += 1\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=Path(__file__).parent.parent)
-    time.sleep(1.0)
+    manifest = tmp_path / "web01" / "catalog.json"
+    deadline = time.monotonic() + 60  # a loaded machine may take long to start the writer at all
+    while proc.poll() is None and time.monotonic() < deadline:
+        if manifest.exists() and manifest.stat().st_size > 2000:  # a few points in: it is mid-loop
+            break
+        time.sleep(0.05)
     proc.kill()
     proc.wait()
     points = Catalog(tmp_path, "web01").points()
