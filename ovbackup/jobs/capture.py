@@ -1,9 +1,11 @@
 """Read, at backup time, what a restore will need: the VM's OVF, its cluster, its disks' placement and
 attachments, its NICs (ovirt-api.md §11.1).
 
-Two requests per backup (``GET /vms/{id}?all_content=true`` and ``GET /vms/{id}/nics``); the disks
-come from the attachments the backup already reads. A refusal here never fails the backup: the point
-is then recorded without a configuration and restores as disks (``--disks-only``).
+Two requests per backup (``GET /vms/{id}?all_content=true&follow=cluster`` and ``GET /vms/{id}/nics``);
+the disks come from the attachments the backup already reads (``follow=disk,disk.storage_domains``).
+Names of the cluster and storage domains are recorded when the engine inlines them; the ids always are.
+A refusal here never fails the backup: the point is then recorded without a configuration and restores
+as disks (``--disks-only``).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def capture_config(
 ) -> VmConfig | None:
     """The VM's restore configuration now, or None (with a warning) if the engine would not give it."""
     try:
-        full = vm_service.get(all_content=True)
+        full = vm_service.get(all_content=True, follow="cluster")
         nics = vm_service.nics()
     except (EngineError, NotFoundError, ResponseError) as e:
         reporter.note(
