@@ -261,26 +261,32 @@ class _Run:
         lock = threading.Lock()
         results: dict[str, VmResult] = {}
 
-        def worker() -> None:
-            while True:
-                with lock:
-                    if not queue:
-                        return
-                    vm = queue.popleft()
-                if self.stop.event.is_set():
-                    outcome = self.skipped(vm, "not started: the run was interrupted")
-                else:
-                    outcome = self.one(vm)
-                with lock:
-                    results[vm.id] = outcome
+        workers = min(self.opts.parallel, len(vms))
+        running = [workers]
+        finished = threading.Event()
 
-        threads = [
-            threading.Thread(target=worker, name=f"fleet-{i}", daemon=True)
-            for i in range(min(self.opts.parallel, len(vms)))
-        ]
-        for t in threads:
-            t.start()
-        _join(threads, self._on_signal)
+        def worker() -> None:
+            try:
+                while True:
+                    with lock:
+                        if not queue:
+                            return
+                        vm = queue.popleft()
+                    if self.stop.event.is_set():
+                        outcome = self.skipped(vm, "not started: the run was interrupted")
+                    else:
+                        outcome = self.one(vm)
+                    with lock:
+                        results[vm.id] = outcome
+            finally:
+                with lock:
+                    running[0] -= 1
+                    if running[0] == 0:
+                        finished.set()
+
+        for i in range(workers):
+            threading.Thread(target=worker, name=f"fleet-{i}", daemon=True).start()
+        _wait(finished, self._on_signal)
         return [results[vm.id] for vm in vms]
 
     def _on_signal(self, e: BaseException) -> None:
@@ -292,14 +298,17 @@ class _Run:
             self.reporter.note("still tearing down the running VMs; please wait")
 
 
-def _join(threads: Sequence[threading.Thread], on_signal: Callable[[BaseException], None]) -> None:
-    """Wait for every thread; a signal in the meantime is handed to ``on_signal`` and the wait goes on
-    (the threads are tearing down: leaving now would leave backups open on the engine)."""
+def _wait(finished: threading.Event, on_signal: Callable[[BaseException], None]) -> None:
+    """Wait until every worker is done; a signal in the meantime is handed to ``on_signal`` and the wait
+    goes on (the workers are tearing down: leaving now would leave backups open on the engine).
+
+    An Event, not Thread.join: a KeyboardInterrupt inside join() can mark a thread that is still running
+    as stopped (CPython 3.11 ``_wait_for_tstate_lock`` releases the running thread's own lock).
+    """
     while True:
         try:
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.2)
+            while not finished.wait(0.2):
+                pass
             return
         except (KeyboardInterrupt, Terminated) as e:
             on_signal(e)
