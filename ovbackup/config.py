@@ -16,6 +16,20 @@ from pathlib import Path
 from ovbackup.errors import ConfigError
 
 OUTPUTS = ("table", "json")
+# Retention and chain settings: a config section may hold them (cron runs `ovbackup -c prod prune web01`),
+# the command's flags of the same name (keep_daily <-> --keep-daily) override them.
+RETENTION_KEYS = (
+    "keep_last",
+    "keep_hourly",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
+    "keep_yearly",
+    "keep_within",
+    "merge",
+    "max_chain",
+    "keep_checkpoints",
+)
 DEFAULT_TIMEOUT = 60.0
 _TRUE = ("1", "yes", "true", "on")
 _FALSE = ("0", "no", "false", "off", "")
@@ -38,6 +52,7 @@ class Flags:
     query: Sequence[str] = ()
     debug: bool = False
     backup_dir: str | None = None
+    retention: Mapping[str, str] = field(default_factory=dict)  # RETENTION_KEYS given as flags
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,7 @@ class Settings:
     # The whole config section (keys as written), for options only some commands have (the fleet's
     # parallel, per_host, exclude, hook, …): flag > section > default, resolved by the command.
     section: Mapping[str, str] = field(default_factory=dict, repr=False)
+    retention: Mapping[str, str] = field(default_factory=dict)  # RETENTION_KEYS: flag, else section
 
 
 def default_config_file(env: Mapping[str, str]) -> Path:
@@ -183,4 +199,9 @@ def resolve(flags: Flags, env: Mapping[str, str] | None = None) -> Settings:
         config_file=str(config_path) if config_path else None,
         config_name=name,
         section=section,
+        retention={
+            key: value
+            for key in RETENTION_KEYS
+            if (value := flags.retention.get(key) or section.get(key, "").strip() or None) is not None
+        },
     )

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from ovbackup import __version__
-from ovbackup.cli.commands import backups, checkpoints, data, restore, vms
+from ovbackup.cli.commands import backups, checkpoints, data, restore, retention, vms
 from ovbackup.cli.context import State
 from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt
 
@@ -132,4 +132,5 @@ backups.register(app)
 data.register(app)
 restore.register(app)
 checkpoints.register(app)
+retention.register(app)
 vms.register(app)

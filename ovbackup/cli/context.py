@@ -29,6 +29,7 @@ def settings(
     timeout: float | None = None,
     debug: bool = False,
     backup_dir: str | None = None,
+    retention: "dict[str, str | None] | None" = None,
 ) -> "Settings":
     """Resolve the settings, letting options given after the command override those before it."""
     from ovbackup.config import resolve
@@ -41,6 +42,7 @@ def settings(
         timeout=timeout if timeout is not None else flags.timeout,
         debug=debug or flags.debug,
         backup_dir=backup_dir or flags.backup_dir,
+        retention={k: v for k, v in (retention or {}).items() if v is not None},
     )
     return resolve(flags)
 

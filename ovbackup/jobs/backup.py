@@ -25,12 +25,14 @@ from ovbackup.errors import (
     Terminated,
 )
 from ovbackup.jobs.capture import capture_config
+from ovbackup.jobs.checkpoints import trim_checkpoints
 from ovbackup.jobs.download import DownloadOptions, download_backup, new_point
 from ovbackup.jobs.lifecycle import finalize_backup, select_disks, wait_for_phase
 from ovbackup.jobs.reporter import Reporter
 from ovbackup.jobs.teardown import finish_after_failure
 from ovbackup.jobs.transfers import TransferGate
 from ovbackup.store.catalog import Catalog, RestorePoint, timestamp
+from ovbackup.store.retention import chain_depth
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class BackupOptions:
     ready_timeout: float = 1800.0
     finish_timeout: float = 900.0
     download: DownloadOptions = field(default_factory=DownloadOptions)
+    max_chain: int | None = None  # auto: full once the newest chain holds this many incrementals
+    keep_checkpoints: int | None = None  # after success, remove the engine's oldest checkpoints
 
 
 @dataclass(frozen=True)
@@ -55,12 +59,20 @@ def _never() -> None:
     pass
 
 
-def plan_mode(catalog: Catalog, vm_service: VmService, mode: str, fmt: str) -> Plan:
+def plan_mode(
+    catalog: Catalog, vm_service: VmService, mode: str, fmt: str, max_chain: int | None = None
+) -> Plan:
     """Incremental from the newest complete restore point whose checkpoint the engine still has."""
     if mode == "full":
         return Plan(None, None)
     newest = catalog.newest_complete()
     reason = None
+    if newest is not None and max_chain is not None and mode == "auto":
+        depth = chain_depth(newest, catalog.points())
+        if depth >= max_chain:
+            return Plan(
+                None, f"the chain of {newest.name} holds {depth} incrementals (--max-chain {max_chain})"
+            )
     if newest is None:
         reason = "no complete restore point in the catalog"
     elif not newest.to_checkpoint_id:
@@ -151,7 +163,7 @@ def run_backup(
         check()
         for path in catalog.remove_partials():
             reporter.note(f"removed partial file {path.name} left by an earlier run")
-        plan = plan_mode(catalog, vm_service, opts.mode, opts.download.fmt)
+        plan = plan_mode(catalog, vm_service, opts.mode, opts.download.fmt, opts.max_chain)
         if plan.fallback:
             reporter.note(f"warning: {plan.fallback}; taking a full backup")
         attachments = vm_service.disk_attachments()
@@ -237,4 +249,6 @@ def run_backup(
         )
         catalog.write_config(point)
         catalog.record(point)
+        if opts.keep_checkpoints is not None:
+            trim_checkpoints(vm_service, opts.keep_checkpoints, point.to_checkpoint_id, reporter)
         return point

@@ -25,6 +25,8 @@ from ovbackup.store.vmconfig import VmConfig, config_file_name, encode
 MANIFEST = "catalog.json"
 LOCK = ".lock"
 PARTIAL = ".partial"
+JOURNAL = ".prune-journal.json"  # a prune's catalog switch in progress (store/journal.py)
+RESERVED = (MANIFEST, LOCK, JOURNAL)  # never orphans
 SCHEMA = 1
 
 
@@ -49,6 +51,12 @@ class DiskRecord:
     download_seconds: float = 0.0  # moving the bytes only
     file_hash: str | None = None  # 'sha256:…' of the file as written, for offline `verify`
     checksum: Checksum | None = None  # imageio's checksum of the image, when checked with --verify
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> DiskRecord:
+        d = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        checksum = d.get("checksum")
+        return cls(**{**d, "checksum": Checksum(**checksum) if checksum else None})
 
 
 @dataclass(frozen=True)
@@ -101,26 +109,28 @@ class RestorePoint:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RestorePoint:
         data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        disks = []
-        for raw in data.get("disks", ()):
-            d = {k: v for k, v in raw.items() if k in DiskRecord.__dataclass_fields__}
-            checksum = d.get("checksum")
-            disks.append(DiskRecord(**{**d, "checksum": Checksum(**checksum) if checksum else None}))
+        disks = [DiskRecord.from_json(d) for d in data.get("disks", ())]
         config = data.get("config")
         return cls(
             **{**data, "disks": tuple(disks), "config": VmConfig.from_json(config) if config else None}
         )
 
 
+def now() -> datetime:
+    """The wall clock that names restore points and dates them; tests replace it to spread points over
+    weeks without waiting (as they replace ``polling.clock``)."""
+    return datetime.now(UTC)
+
+
 def utc_stamp(when: datetime | None = None) -> str:
     """A name that sorts by time in ``ls``, to the millisecond: 20261127T153000.123Z."""
-    moment = (when or datetime.now(UTC)).astimezone(UTC)
+    moment = (when or now()).astimezone(UTC)
     return moment.strftime("%Y%m%dT%H%M%S") + f".{moment.microsecond // 1000:03d}Z"
 
 
 def timestamp() -> str:
     """Now, as ISO 8601 with the local offset: when a point started or finished."""
-    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
+    return now().astimezone().isoformat(timespec="seconds")
 
 
 def safe_name(text: str) -> str:
@@ -205,6 +215,18 @@ class Catalog:
         }
         write_atomically(self.manifest, json.dumps(document, indent=2).encode() + b"\n")
 
+    def write(self, points: list[RestorePoint]) -> None:
+        """Replace every restore point at once (atomically): prune's catalog switch."""
+        self._save(points)
+
+    def files(self) -> dict[str, int]:
+        """Every regular file in the VM's directory with the bytes it occupies on disk."""
+        try:
+            entries = list(os.scandir(self.dir))
+        except FileNotFoundError:
+            return {}
+        return {e.name: e.stat().st_blocks * 512 for e in entries if e.is_file(follow_symlinks=False)}
+
     def record(self, point: RestorePoint) -> None:
         """Add or replace (by name) one restore point."""
         points = [p for p in self.points() if p.name != point.name]
@@ -218,7 +240,7 @@ class Catalog:
     def new_point_name(self) -> str:
         """A fresh, unused point name; two runs in the same millisecond must not share files."""
         taken = {p.name for p in self.points()}
-        moment = datetime.now(UTC)
+        moment = now()
         while (name := utc_stamp(moment)) in taken or any(self.dir.glob(f"{name}.*")):
             moment += timedelta(milliseconds=1)
         return name

@@ -11,11 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from ovbackup.cli.commands import retention as prune_cli
 from ovbackup.cli.commands.backups import BackupIdArg, VmArg
 from ovbackup.cli.context import connect, note, settings
 from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ovbackup.cli import render
     from ovbackup.config import Settings
     from ovbackup.jobs.backup import BackupOptions
     from ovbackup.jobs.download import DownloadOptions
@@ -97,7 +101,9 @@ def emit_point(s: "Settings", point: "RestorePoint") -> None:
     _print_points([point], title=f"Restore point {point.name} of {point.vm_name}")
 
 
-def _print_points(points: "list[RestorePoint]", *, title: str) -> None:
+def _print_points(
+    points: "list[RestorePoint]", *, title: str, extra: "Sequence[render.Field[RestorePoint]]" = ()
+) -> None:
     from ovbackup.cli import render
 
     fields: list[render.Field[RestorePoint]] = [
@@ -117,7 +123,7 @@ def _print_points(points: "list[RestorePoint]", *, title: str) -> None:
             None, "Verified", lambda p: "-" if p.verified is None else ("yes" if p.verified else "FAILED")
         ),
     ]
-    render.print_table(points, fields, title=title)
+    render.print_table(points, [*fields, *extra], title=title)
 
 
 def download_cmd(
@@ -291,6 +297,9 @@ def backup_cmd(
             help="How to show progress on stderr [config progress]",
         ),
     ] = None,
+    prune: prune_cli.PruneAfterOpt = False,
+    max_chain: prune_cli.MaxChainOpt = None,
+    keep_checkpoints: prune_cli.KeepCheckpointsOpt = None,
     output: OutputOpt = None,
     timeout: TimeoutOpt = None,
     debug: DebugOpt = False,
@@ -300,7 +309,8 @@ def backup_cmd(
     from ovbackup.imageio.client import require_tools
     from ovbackup.jobs.backup import BackupOptions
 
-    s = settings(ctx, output=output, timeout=timeout, debug=debug, backup_dir=directory)
+    given = prune_cli.chain_flags(max_chain, keep_checkpoints)
+    s = settings(ctx, output=output, timeout=timeout, debug=debug, backup_dir=directory, retention=given)
     root = _backup_dir(s)
     opts = BackupOptions(
         mode=_mode(full, incremental, auto),
@@ -309,6 +319,8 @@ def backup_cmd(
         use_active=use_active,
         lock_wait=lock_wait,
         download=_download_options(s, fmt, verify, max_workers, parallel_disks),
+        max_chain=prune_cli.int_setting(s, "max_chain"),
+        keep_checkpoints=prune_cli.int_setting(s, "keep_checkpoints"),
     )
     flags = FleetFlags(
         names=tuple(vm or ()),
@@ -327,13 +339,17 @@ def backup_cmd(
         progress=progress,
     )
     require_tools()
+    if prune:  # a bad or empty policy, or several VMs, fail before the backup, not after
+        prune_cli.check_prune(s, fleet=flags.is_fleet(s))
     if flags.is_fleet(s):
         run_backup_command(ctx, s, root, flags, opts)
         return
-    _backup_one(ctx, s, root, flags.names[0], opts)
+    _backup_one(ctx, s, root, flags.names[0], opts, prune=prune)
 
 
-def _backup_one(ctx: typer.Context, s: "Settings", root: Path, vm: str, opts: "BackupOptions") -> None:
+def _backup_one(
+    ctx: typer.Context, s: "Settings", root: Path, vm: str, opts: "BackupOptions", *, prune: bool = False
+) -> None:
     """One named VM: the one-VM job, exactly as before fleets existed."""
     from ovbackup.cli.reporting import close_reporter, make_reporter
     from ovbackup.engine.services import SystemService
@@ -349,7 +365,8 @@ def _backup_one(ctx: typer.Context, s: "Settings", root: Path, vm: str, opts: "B
         f"{point.mode} restore point {point.name} of {point.vm_name} complete: "
         f"{len(point.disks)} disk(s), backup {point.backup_id}"
     )
-    emit_point(s, point)
+    if not (prune and prune_cli.prune_after_backup(s, root, point)):  # only after a success
+        emit_point(s, point)
 
 
 def verify_cmd(
@@ -376,6 +393,7 @@ def verify_cmd(
     require_tools()
     catalog = Catalog(_backup_dir(s), vm)
     with catalog.lock(0):
+        prune_cli.tidy(catalog)  # finish an interrupted prune, remove orphan files
         point = catalog.find(point_name)
         results = verify_point(catalog, point)
         ok = all(r.ok for r in results)
@@ -416,10 +434,11 @@ def catalog_cmd(
     s = settings(ctx, output=output, debug=debug, backup_dir=directory)
     catalog = Catalog(_backup_dir(s), vm)
     points = catalog.points()
+    extra, fields = prune_cli.chain_columns(catalog, points)  # chain depth, bytes held alone
     if s.output == "json":
-        print_json([p.to_json() for p in points])
+        print_json([{**p.to_json(), **extra[p.name]} for p in points])
     elif points:
-        _print_points(points, title=f"Restore points of {vm} in {catalog.dir}")
+        _print_points(points, title=f"Restore points of {vm} in {catalog.dir}", extra=fields)
     else:
         note(f"no restore points in {catalog.dir}")
 
