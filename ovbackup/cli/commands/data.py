@@ -182,7 +182,7 @@ def backup_cmd(
     vm: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Argument(
-            metavar="[VM]...",
+            metavar="VM",
             help="VM names or ids (several: a fleet run), or --all/--search.",
             show_default=False,
         ),
