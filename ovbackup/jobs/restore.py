@@ -122,7 +122,7 @@ def _disk_plan(
             hint="use --format cow, or --no-sparse for a preallocated raw disk",
         )
     top = catalog.dir / record.file
-    size = int(image_info(top)["virtual-size"])
+    size = record.virtual_size or int(image_info(top)["virtual-size"])  # recorded at backup time
     # qcow2 on block storage is allocated up front at initial_size (ovirt-api.md §11.2).
     initial = measure(top, "qcow2") if domain.is_block and fmt == "cow" else None
     new = Disk(

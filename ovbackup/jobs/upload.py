@@ -257,8 +257,8 @@ def restore_disk(job: UploadJob, plan: DiskPlan) -> RestoredDisk:
     )
     rate = plan.data / upload_seconds if upload_seconds else 0.0
     job.reporter.note(
-        f"disk {label}: {plan.data / 2**20:.1f} MiB uploaded in {result.seconds:.1f} s "
-        f"({rate / 2**20:.0f} MiB/s) → "
+        f"disk {label}: {plan.data / 2**20:.1f} MiB uploaded in {upload_seconds:.1f} s "
+        f"({rate / 2**20:.0f} MiB/s; {result.seconds:.1f} s in all) → "
         f"new disk {created.id} on {plan.domain.label}" + (", checksum verified" if job.opts.verify else "")
     )
     return result
