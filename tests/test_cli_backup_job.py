@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from ovirt_fake_engine.demo import DataEngine
+from ovirt_fake_engine.pytest_plugin import BOTH_FLOWS
 
 from ovbackup.imageio import client as transfer
 from tests.harness import Cli, Result
@@ -64,6 +65,7 @@ def files_by_disk(point: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {d["id"]: d for d in point["disks"]}
 
 
+@BOTH_FLOWS
 def test_full_then_two_incrementals_restore_byte_exact(
     dcli: Cli, data_engine: DataEngine, tmp_path: Path
 ) -> None:
@@ -172,6 +174,7 @@ def test_explicit_full_and_incremental(dcli: Cli, data_engine: DataEngine) -> No
     assert backup(dcli, "--full", "--auto").code == 2
 
 
+@BOTH_FLOWS
 def test_failure_mid_download_finalizes_and_records_no_complete_point(
     dcli: Cli, data_engine: DataEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -236,6 +239,7 @@ def test_checksum_mismatch_at_backup_time_fails_the_backup(
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@BOTH_FLOWS
 def test_interrupt_during_download_cleans_up(
     dcli: Cli, data_engine: DataEngine, monkeypatch: pytest.MonkeyPatch, sig: int, code: int
 ) -> None:
@@ -343,6 +347,7 @@ def test_a_disk_new_to_the_chain_is_taken_in_full(dcli: Cli, data_engine: DataEn
     assert same_image(point_dir(tmp_path) / rec["file"], data_engine.disk_path(new.id))
 
 
+@BOTH_FLOWS
 def test_engine_refusing_the_incremental_falls_back_to_full(
     dcli: Cli, data_engine: DataEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -366,6 +371,7 @@ def test_engine_refusing_the_incremental_falls_back_to_full(
     assert_nothing_left_open(data_engine)
 
 
+@BOTH_FLOWS
 def test_ctrl_c_while_waiting_for_ready_still_finalizes(dcli: Cli, data_engine: DataEngine) -> None:
     pressed: list[bool] = []
 

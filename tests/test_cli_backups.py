@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from ovirt_fake_engine import DiskSpec, FakeEngine, Vm
+from ovirt_fake_engine.pytest_plugin import BOTH_FLOWS
 from ovirtsdk4.reader import Reader
 
 from tests.harness import Cli
@@ -29,6 +30,7 @@ def posts(engine: FakeEngine, suffix: str) -> list:
     return [r for r in engine.requests if r.method == "POST" and r.path.endswith(suffix)]
 
 
+@BOTH_FLOWS
 def test_add_waits_until_ready_and_prints_the_backup_as_json(cli: Cli, engine: FakeEngine, web01: Vm) -> None:
     r = cli("-o", "json", "add", "web01", "--wait", "--description", "nightly")
     assert r.code == 0, r.stderr
@@ -120,12 +122,27 @@ def test_vm_can_be_given_by_id(cli: Cli, web01: Vm) -> None:
     assert r.code == 0 and r.json()["vm_id"] == web01.id
 
 
+def test_a_vm_whose_name_has_a_space_is_found_by_name(cli: Cli, engine: FakeEngine) -> None:
+    """VmsService.find quotes the name (``name="my vm"``), as the engine's search needs."""
+    engine.add_vm("my", disks=[DiskSpec(alias="decoy")])
+    vm = engine.add_vm("my vm", disks=[DiskSpec(alias="my_os")])
+    engine.add_vm("my vm2", disks=[DiskSpec(alias="other")])
+    r = cli("-o", "json", "add", "my vm")
+    assert r.code == 0, r.stderr
+    assert r.json()["vm_id"] == vm.id
+    searches = [q.query["search"] for q in engine.requests if q.path.endswith("/vms") and "search" in q.query]
+    assert searches == [['name="my vm"']]
+    assert cli("-o", "json", "list", "my vm").json()[0]["id"] == r.json()["id"]
+
+
+@BOTH_FLOWS
 def test_down_vm_gets_a_cold_backup(cli: Cli, engine: FakeEngine) -> None:
     engine.add_vm("db01", status="down", disks=[DiskSpec(alias="db01_os")])
     r = cli("-o", "json", "add", "db01")
     assert r.code == 0 and r.json()["phase"] == "ready"
 
 
+@BOTH_FLOWS
 def test_failed_backup_exits_8(cli: Cli, engine: FakeEngine, web01: Vm) -> None:
     engine.configure(fail_next_backup=True)
     r = cli("add", "web01")
@@ -155,6 +172,7 @@ def test_ctrl_c_during_wait_exits_130_and_names_the_backup(cli: Cli, engine: Fak
     assert "Traceback" not in r.stderr
 
 
+@BOTH_FLOWS
 def test_wait_command_reaches_ready_and_succeeded(cli: Cli, engine: FakeEngine, web01: Vm) -> None:
     bid = cli("-o", "json", "add", "web01", "--no-wait").json()["id"]
     r = cli("-o", "json", "wait", "web01", bid, "--phase", "ready")
@@ -164,16 +182,19 @@ def test_wait_command_reaches_ready_and_succeeded(cli: Cli, engine: FakeEngine, 
     assert r.code == 0 and r.json()["phase"] == "succeeded"
 
 
+@BOTH_FLOWS
 def test_wait_exit_codes(cli: Cli, engine: FakeEngine, web01: Vm) -> None:
     bid = cli("-o", "json", "add", "web01", "--no-wait").json()["id"]
     engine.configure(phase_seconds=1000)
     assert cli("wait", "web01", bid, "--wait-timeout", "5").code == 6
     engine.fail_backup(bid)
+    engine.advance(1000)  # legacy: through finalizing (FINALIZING_FAILURE) for a step
     failed = cli("-o", "json", "wait", "web01", bid)
     assert failed.code == 8
     assert cli("wait", "web01", bid, "--phase", "bogus").code == 2
 
 
+@BOTH_FLOWS
 def test_finalize_waits_for_succeeded_and_twice_is_a_noop(cli: Cli, engine: FakeEngine, web01: Vm) -> None:
     bid = cli("-o", "json", "add", "web01").json()["id"]
     r = cli("-o", "json", "finalize", "web01", bid)
@@ -202,6 +223,7 @@ def test_disks_table_and_json(cli: Cli, web01: Vm) -> None:
     assert "GiB" in table.stdout or "MiB" in table.stdout
 
 
+@BOTH_FLOWS
 def test_cleanup_finalizes_unfinished_backups(cli: Cli, engine: FakeEngine, web01: Vm) -> None:
     bid = cli("-o", "json", "add", "web01").json()["id"]
     assert cli("add", "web01").code == 5  # the VM is in backup mode

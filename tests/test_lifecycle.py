@@ -1,68 +1,87 @@
-"""Lifecycle rules that the fake engine does not exercise on its own: the snapshot-based flow's
-``ready`` after finalize, and the disk selection for incremental backups."""
+"""Lifecycle rules against the fake engine in both backup flows (hybrid, the engine 4.5 default, and
+legacy): waiting through ``ready`` after finalize, failures, what a transfer names; and the disk
+selection for incremental backups. The poller's sleep moves the engine clock, so nothing waits."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
+from ovirt_fake_engine import FakeEngine, Vm
+from ovirt_fake_engine.pytest_plugin import BOTH_FLOWS
 
 from ovbackup.engine import polling
-from ovbackup.engine.model import ActionResult, Backup, BackupPhase, Disk, DiskAttachment, DiskBackup
-from ovbackup.engine.services import VmBackupService
+from ovbackup.engine.connection import Connection
+from ovbackup.engine.model import Backup, BackupPhase, Disk, DiskAttachment, DiskBackup
+from ovbackup.engine.services import SystemService, VmBackupService, VmService
 from ovbackup.errors import BackupFailedError, NotFoundError
-from ovbackup.jobs.lifecycle import finalize_backup, select_disks
+from ovbackup.jobs.lifecycle import finalize_backup, select_disks, wait_for_phase
 
 
-class ScriptedBackup(VmBackupService):
-    """A backup service whose GETs return the given phases in turn (the last one repeats)."""
+@pytest.fixture
+def seen(engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each poll's sleep advances the engine clock instead; returns the phases the engine had then."""
+    phases: list[str] = []
 
-    def __init__(self, phases: list[BackupPhase]) -> None:
-        self.path = "vms/v/backups/b1"
-        self.phases = phases
-        self.gets = 0
-        self.finalized = False
+    def sleep(seconds: float) -> None:
+        phases.extend(b.phase for vm in engine.state.vms.values() for b in engine.backups(vm.id))
+        engine.advance(seconds)
 
-    def get(self, **_: Any) -> Backup:
-        phase = self.phases[min(self.gets, len(self.phases) - 1)]
-        self.gets += 1
-        return Backup(id="b1", phase=phase)
-
-    def finalize(self, **_: Any) -> ActionResult:
-        self.finalized = True
-        return ActionResult(status="complete")
+    monkeypatch.setattr(polling, "sleep", sleep)
+    return phases
 
 
-@pytest.fixture(autouse=True)
-def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(polling, "sleep", lambda _: None)
+@pytest.fixture
+def vm_service(engine: FakeEngine, web01: Vm) -> Iterator[VmService]:
+    with Connection(engine.url, engine.username, engine.password) as c:
+        yield SystemService(c).vms_service().vm_service(web01.id)
 
 
-def test_finalize_keeps_waiting_while_a_snapshot_backup_still_reads_ready() -> None:
-    service = ScriptedBackup(
-        [BackupPhase.READY, BackupPhase.READY, BackupPhase.FINALIZING, BackupPhase.SUCCEEDED]
-    )
+def ready_backup(vm_service: VmService, web01: Vm) -> VmBackupService:
+    backups = vm_service.backups_service()
+    started = backups.add(Backup(disks=tuple(Disk(id=d.id) for d in web01.disks)))
+    service = backups.backup_service(str(started.id))
+    wait_for_phase(service, BackupPhase.READY, timeout=60, vm_name="web01")
+    return service
+
+
+@BOTH_FLOWS
+def test_finalize_keeps_waiting_while_a_snapshot_backup_still_reads_ready(
+    vm_service: VmService, web01: Vm, seen: list[str], backup_flow: str
+) -> None:
+    service = ready_backup(vm_service, web01)
+    seen.clear()
     result = finalize_backup(service, wait=True, wait_timeout=60, vm_name="web01")
-    assert service.finalized and result.backup is not None
-    assert result.backup.phase == BackupPhase.SUCCEEDED and service.gets == 4
+    assert result.backup is not None and result.backup.phase == BackupPhase.SUCCEEDED
+    assert not result.already_finished and result.note is None
+    # hybrid: finalize only marked it stopped, the engine still said ready at the first poll
+    assert seen[:1] == (["ready"] if backup_flow == "hybrid" else ["finalizing"])
 
 
-def test_finalize_that_ends_failed_is_a_failure_unless_allowed() -> None:
-    with pytest.raises(BackupFailedError):
-        finalize_backup(
-            ScriptedBackup([BackupPhase.FINALIZING, BackupPhase.FAILED]),
-            wait=True,
-            wait_timeout=60,
-            vm_name="web01",
-        )
-    result = finalize_backup(
-        ScriptedBackup([BackupPhase.FINALIZING, BackupPhase.FAILED]),
-        wait=True,
-        wait_timeout=60,
-        vm_name="web01",
-        allow_failed=True,
-    )
+@BOTH_FLOWS
+def test_finalize_of_a_backup_that_fails_is_a_failure_unless_allowed(
+    engine: FakeEngine, vm_service: VmService, web01: Vm, seen: list[str], backup_flow: str
+) -> None:
+    service = ready_backup(vm_service, web01)
+    engine.fail_backup(service.id)  # hybrid: failed at once; legacy: finalizing, then failed
+    with pytest.raises(BackupFailedError, match="failed"):
+        finalize_backup(service, wait=True, wait_timeout=60, vm_name="web01")
+    result = finalize_backup(service, wait=True, wait_timeout=60, vm_name="web01", allow_failed=True)
     assert result.backup is not None and result.backup.phase == BackupPhase.FAILED
+    assert result.already_finished
+
+
+def test_a_transfer_names_its_disk_as_the_engine_does(
+    engine: FakeEngine, vm_service: VmService, web01: Vm, seen: list[str]
+) -> None:
+    """The engine's reply carries ``<image id=DISK>`` (no ``<disk>``): ovbackup reads the disk from it."""
+    service = ready_backup(vm_service, web01)
+    with Connection(engine.url, engine.username, engine.password) as c:
+        transfers = SystemService(c).image_transfers_service()
+        t = transfers.add_backup_download(disk_id=web01.disks[0].id, backup_id=service.id)
+        assert t.disk_id == web01.disks[0].id and t.host_id == engine.state.host_id
+        assert transfers.image_transfer_service(str(t.id)).get().disk_id == web01.disks[0].id
+        transfers.image_transfer_service(str(t.id)).cancel()
 
 
 def attachments() -> list[DiskAttachment]:

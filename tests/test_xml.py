@@ -37,6 +37,25 @@ def test_engine_backup_is_read_like_the_sdk_reads_it() -> None:
     assert ours.disks is None  # only a link: not inlined
 
 
+# An image transfer as ImageTransferMapper writes it: the disk is <image>, no <disk>, no <backup>.
+ENGINE_TRANSFER = b"""<image_transfer href="/ovirt-engine/api/imagetransfers/T" id="T">
+  <actions><link href="/ovirt-engine/api/imagetransfers/T/cancel" rel="cancel"/></actions>
+  <active>false</active><direction>download</direction><format>raw</format>
+  <inactivity_timeout>120</inactivity_timeout><phase>transferring</phase>
+  <proxy_url>https://engine:54323/images/K</proxy_url><shallow>false</shallow>
+  <timeout_policy>cancel</timeout_policy><transfer_url>https://host:54322/images/K</transfer_url>
+  <transferred>0</transferred><host href="/ovirt-engine/api/hosts/H" id="H"/><image id="D"/>
+</image_transfer>"""
+
+
+def test_engine_image_transfer_names_its_disk_image() -> None:
+    ours = xml.parse_one(ENGINE_TRANSFER, "image_transfer", xml.image_transfer_from)
+    sdk = Reader.read(ENGINE_TRANSFER)
+    assert (ours.id, ours.disk_id, ours.host_id) == (sdk.id, sdk.image.id, sdk.host.id) == ("T", "D", "H")
+    assert sdk.disk is None and sdk.backup is None
+    assert ours.transfer_url == sdk.transfer_url and ours.inactivity_timeout == 120
+
+
 def test_status_is_read_when_phase_is_absent_but_phase_wins() -> None:
     seed_example = b'<backup id="b1"><status>initializing</status></backup>'
     assert xml.parse_one(seed_example, "backup", xml.backup_from).phase == BackupPhase.INITIALIZING

@@ -12,7 +12,19 @@ checkpoint bitmaps, transfers.py holds the ``/imagetransfers`` rules and data.py
 face for all that. ``python -m ovirt_fake_engine`` / ``ovbackup-fake-engine`` (__main__.py) runs
 one by hand; dirlock.py keeps a data directory to one running engine.
 
+Backups run engine 4.5's snapshot-based ("hybrid") flow by default, as on cluster levels 4.7/4.8,
+and the older live/cold flow with ``FakeEngine(legacy=True)`` (a knob) or a client's
+``?legacy=true``: flows.py holds both phase machines and lists where the fake had to guess. The
+pytest plugin's ``backup_flow`` fixture ("hybrid" unless a test parametrizes it, e.g. with
+``BOTH_FLOWS``) picks the flow of ``engine`` and ``data_engine``.
+
 What the fake serves (besides backups, checkpoints and backup transfers):
+
+* ``search=`` on ``/vms``, ``/hosts`` and ``/events`` as the engine reads it (search.py: quoted
+  values, ``status=``, ``id=``, ``and``/``or``, ``!=``, free text, ``case_sensitive``);
+  ``GET /hosts[/{id}]``; ``GET /events`` (events.py: the backups' audit log, newest first, as
+  backup_vm.py reads it on failure); transfer ``pause`` (refused for a download), ``resume`` (only
+  a paused transfer) and ``extend`` (a keep-alive).
 
 * ``GET /datacenters[/{id}]`` (one, ``Default``; ``search=name=X`` or ``storage.name=X``),
   ``GET /clusters[/{id}]`` (one, ``Default``, every VM's ``<cluster>``), ``GET /storagedomains[/{id}]``
@@ -39,11 +51,11 @@ What the fake serves (besides backups, checkpoints and backup transfers):
 
 Knobs (set with ``engine.configure(name=value, ...)``, read as ``engine.state.name``):
 
-* ``phase_seconds`` (engine-clock seconds per phase step; the ``data_engine`` fixture uses 0.05 real
-  seconds), ``tz``, ``succeeded_retention``, ``failed_retention``, ``transfer_retention``,
-  ``failed_transfer_retention``; ``fail_next_backup`` (the next backup fails instead of reaching
-  ready), ``fail_next_transfer`` (the next transfer's session never starts: a download is cancelled
-  by the system, an upload ``paused_system``).
+* ``legacy`` (new backups run the live/cold flow), ``phase_seconds`` (engine-clock seconds per phase
+  step; the ``data_engine`` fixture uses 0.05 real seconds), ``tz``, ``succeeded_retention``,
+  ``failed_retention``, ``transfer_retention``, ``failed_transfer_retention``; ``fail_next_backup``
+  (the next backup fails instead of reaching ready), ``fail_next_transfer`` (the next transfer's
+  session never starts: a download is cancelled by the system, an upload ``paused_system``).
 * Methods: ``advance(seconds)`` (move the engine clock), ``fail_backup(id)``,
   ``set_vm_status(vm_id, status)``, ``expire_tokens()``.
 * Request switches, each for the next ``n`` matching requests, aimed with ``method=`` and
@@ -71,7 +83,7 @@ host choice (every VM runs on its ``host_id``).
 """
 
 from ovirt_fake_engine.engine import FakeEngine
-from ovirt_fake_engine.model import Backup, Checkpoint, Disk, DiskSpec, ImageTransfer, Vm
+from ovirt_fake_engine.model import Backup, Checkpoint, Disk, DiskSpec, Event, ImageTransfer, Vm
 from ovirt_fake_engine.server import RecordedRequest
 from ovirt_fake_engine.storage import DiskLockedError
 
@@ -81,6 +93,7 @@ __all__ = [
     "Disk",
     "DiskLockedError",
     "DiskSpec",
+    "Event",
     "FakeEngine",
     "ImageTransfer",
     "RecordedRequest",

@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     p.add_argument("--tls", action="store_true", help="HTTPS with a fresh trustme CA")
     p.add_argument("--phase-seconds", type=float, default=1.0)
+    p.add_argument(
+        "--legacy",
+        action="store_true",
+        help="run the older live/cold backup flow instead of engine 4.5's snapshot-based one",
+    )
     p.add_argument("--demo", action="store_true", help="create web01 (up), db01 (down), paused01")
     p.add_argument(
         "--data-dir",
@@ -92,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     workdir = Path(tempfile.mkdtemp(prefix="fake-engine-"))
     ctx, ca_path, imageio_tls = _tls_context(workdir) if args.tls else (None, None, None)
-    engine = FakeEngine(ssl_context=ctx, phase_seconds=args.phase_seconds)
+    engine = FakeEngine(ssl_context=ctx, phase_seconds=args.phase_seconds, legacy=args.legacy)
     engine.username, engine.password = args.username, args.password
     dataplane = None
     if args.data_dir is not None:

@@ -8,14 +8,13 @@ changing and removing VMs, NICs) take what is left.
 
 from __future__ import annotations
 
-import re
-
 import ovirtsdk4.types as types
 
 from ovirt_fake_engine import disks as disk_rules
-from ovirt_fake_engine import storage_api, transfers, vm_api, xmlout
+from ovirt_fake_engine import events, storage_api, transfers, vm_api, xmlout
 from ovirt_fake_engine.dataplane import DataPlaneError
-from ovirt_fake_engine.model import ApiError
+from ovirt_fake_engine.model import ApiError, Event, Vm
+from ovirt_fake_engine.search import Field, search
 from ovirt_fake_engine.state import EngineState
 from ovirt_fake_engine.wire import BadBody as _BadBody
 from ovirt_fake_engine.wire import Reply, xml_reply
@@ -35,6 +34,7 @@ _ROOTS = {
     "backups": ("backups", "backup"),
     "checkpoints": ("checkpoints", "checkpoint"),
     "hosts": ("hosts", "host"),
+    "events": ("events", "event"),
     "imagetransfers": ("image_transfers", "image_transfer"),
     "datacenters": ("data_centers", "data_center"),
     "clusters": ("clusters", "cluster"),
@@ -86,16 +86,48 @@ def _vm_follow(follow: set[str]) -> str | None:
     return None
 
 
-def _search_vms(state: EngineState, search: str | None) -> list[str]:
-    """``name=X`` / ``name=X*`` like the engine's search (ILIKE: case-insensitive)."""
-    vms = list(state.vms.values())
-    if search is None or not search.strip():
-        return [v.id for v in vms]
-    m = re.fullmatch(r"\s*name\s*=\s*(\S+)\s*", search)
-    if m is None:
-        raise ApiError(400, "Operation Failed", f"[fake engine: unsupported search {search!r}, use name=X]")
-    rx = re.compile(".*".join(re.escape(p) for p in m.group(1).split("*")), re.IGNORECASE)
-    return [v.id for v in vms if rx.fullmatch(v.name)]
+# What ``search=`` can name per collection (VmConditionFieldAutoCompleter and friends), see search.py.
+_VM_FIELDS = {
+    "name": Field(lambda v: v.name),
+    "status": Field(lambda v: v.status, "enum"),
+    "id": Field(lambda v: v.id, "id"),
+}
+_HOST_FIELDS = {
+    "name": Field(lambda h: h[1]),
+    "status": Field(lambda h: "up", "enum"),
+    "id": Field(lambda h: h[0], "id"),
+}
+_EVENT_FIELDS = {
+    "type": Field(lambda e: str(e.code), "int"),
+    "severity": Field(lambda e: e.severity, "enum"),
+    "message": Field(lambda e: e.description),
+}
+
+
+def _vm_text(v: Vm) -> list[str]:
+    return [v.name]
+
+
+def _host_text(h: tuple[str, str]) -> list[str]:
+    return [h[1]]
+
+
+def _search(query: dict[str, list[str]]) -> tuple[str | None, bool]:
+    """The ``search`` text and ``case_sensitive`` (default false, as the engine's collections)."""
+    return _q(query, "search"), (_q(query, "case_sensitive") or "false").lower() == "true"
+
+
+def _events(state: EngineState, query: dict[str, list[str]]) -> list[Event]:
+    """Newest first (ORDER BY audit_log_id DESC); ``from=N`` keeps the entries after id N."""
+    text, case = _search(query)
+    start = _q(query, "from")
+    items = state.events[::-1]
+    if start is not None:
+        try:
+            items = [e for e in items if e.id > int(start)]
+        except ValueError:
+            raise ApiError(400, "Invalid value", f"'{start}' is not a valid value for 'from'") from None
+    return search(items, text, _EVENT_FIELDS, events.text_columns, case_sensitive=case)
 
 
 def _route(
@@ -114,9 +146,10 @@ def _route(
             return xml_reply(200, xmlout.api_root(date(state.now()), len(state.vms)))
         case ("GET", ["vms"]):
             state.settle()
-            ids = _cut(_search_vms(state, _q(query, "search")), limit)
+            text, case = _search(query)
+            found = search(list(state.vms.values()), text, _VM_FIELDS, _vm_text, case_sensitive=case)
             inline = _vm_follow(follow)
-            items = [xmlout.vm(state.vms[i], state.cluster_id, inline) for i in ids]
+            items = [xmlout.vm(v, state.cluster_id, inline) for v in _cut(found, limit)]
             return xml_reply(200, xmlout.collection("vms", items))
         case ("GET", ["vms", vm_id]):
             state.settle()
@@ -199,6 +232,14 @@ def _route(
             return xml_reply(200, xmlout.collection("disks", _cut(items, limit)))
         case ("GET", ["disks", disk_id]):
             return xml_reply(200, xmlout.disk(disk_rules.get(state, disk_id)))
+        case ("GET", ["hosts"]):
+            text, case = _search(query)
+            hosts = search(list(state.hosts.items()), text, _HOST_FIELDS, _host_text, case_sensitive=case)
+            return xml_reply(200, xmlout.collection("hosts", [xmlout.host(*h) for h in _cut(hosts, limit)]))
+        case ("GET", ["events"]):
+            state.settle()
+            items = [xmlout.event(e, date) for e in _cut(_events(state, query), limit)]
+            return xml_reply(200, xmlout.collection("events", items))
         case ("GET", ["hosts", host_id]):
             if host_id not in state.hosts:
                 raise ApiError(404)
@@ -215,10 +256,10 @@ def _route(
             return xml_reply(201, xmlout.image_transfer(t), {"Location": location})
         case ("GET", ["imagetransfers", transfer_id]):
             return xml_reply(200, xmlout.image_transfer(transfers.get(state, transfer_id)))
-        case ("POST", ["imagetransfers", transfer_id, ("finalize" | "cancel") as verb]):
+        case ("POST", ["imagetransfers", transfer_id, verb]) if verb in transfers.ACTIONS:
             transfers.get(state, transfer_id)  # 404 before the body is looked at
             _read(body, types.Action)
-            (transfers.finalize if verb == "finalize" else transfers.cancel)(state, transfer_id)
+            transfers.ACTIONS[verb](state, transfer_id)
             return xml_reply(200, xmlout.action())
         case _:
             for router in (storage_api.route, vm_api.route):

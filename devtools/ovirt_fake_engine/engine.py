@@ -29,13 +29,14 @@ from requests.structures import CaseInsensitiveDict
 from ovirt_fake_engine import api
 from ovirt_fake_engine.data import DataPlaneControls
 from ovirt_fake_engine.dataplane import DataPlane
-from ovirt_fake_engine.model import Backup, Checkpoint, Disk, DiskSpec, Vm
+from ovirt_fake_engine.model import Backup, Checkpoint, Disk, DiskSpec, Event, Vm
 from ovirt_fake_engine.server import API_PREFIX, SSO_LOGOUT, RecordedRequest, _Server
 from ovirt_fake_engine.state import EngineState
 
 KNOBS = frozenset(
     {
         "phase_seconds",
+        "legacy",
         "succeeded_retention",
         "failed_retention",
         "fail_next_backup",
@@ -74,7 +75,8 @@ def _json(status: int, data: dict[str, str]) -> api.Reply:
 class FakeEngine(DataPlaneControls):
     """A stateful fake oVirt engine on loopback: start it, seed VMs, point a client at ``url``.
 
-    With ``dataplane`` the disks are real images served by that imageio daemon (see
+    Backups run engine 4.5's snapshot-based ("hybrid") flow, or with ``legacy`` the older live/cold
+    one (flows.py). With ``dataplane`` the disks are real images served by that imageio daemon (see
     ``attach_dataplane``); the engine does not start or stop the data plane itself.
     """
 
@@ -83,11 +85,12 @@ class FakeEngine(DataPlaneControls):
         ssl_context: ssl.SSLContext | None = None,
         phase_seconds: float = 1.0,
         *,
+        legacy: bool = False,
         dataplane: DataPlane | None = None,
         disk_dir: Path | None = None,
     ):
         self.ssl_context = ssl_context
-        self.state = EngineState(phase_seconds)
+        self.state = EngineState(phase_seconds, legacy)
         if dataplane is not None:
             self.attach_dataplane(dataplane, disk_dir)
         self.username = "admin@internal"
@@ -197,9 +200,18 @@ class FakeEngine(DataPlaneControls):
         """The VM's checkpoints, root first."""
         return self.state.checkpoints(vm_id)
 
-    def add_backups(self, vm_id: str, n: int, phase: str = "succeeded") -> list[Backup]:
-        """Bulk-create backups for scale tests."""
-        return self.state.add_backups(vm_id, n, phase)
+    def add_backups(
+        self, vm_id: str, n: int, phase: str = "succeeded", description: str | None = "nightly"
+    ) -> list[Backup]:
+        """Bulk-create backups for scale tests, shaped like a real engine's list (a checkpoint chain)."""
+        return self.state.add_backups(vm_id, n, phase, description)
+
+    @property
+    def events(self) -> list[Event]:
+        """The audit log (``GET /events``), oldest first."""
+        with self.state.lock:
+            self.state.settle()
+            return list(self.state.events)
 
     def add_checkpoint(
         self,
@@ -232,7 +244,7 @@ class FakeEngine(DataPlaneControls):
         / ``failed_retention`` (seconds a finished backup stays visible: 900 / 1800),
         ``transfer_retention`` / ``failed_transfer_retention`` (the same for transfers),
         ``fail_next_backup`` / ``fail_next_transfer`` (the next one fails, then resets), ``tz`` (the
-        engine's time zone for dates).
+        engine's time zone for dates), ``legacy`` (new backups run the live/cold flow, flows.py).
         """
         unknown = sorted(set(knobs) - KNOBS)
         if unknown:

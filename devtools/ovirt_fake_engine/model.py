@@ -162,7 +162,14 @@ class Vm:
 
 @dataclass(eq=False)
 class Backup:
-    """One backup; ``phase`` is the API phase after the last ``settle()``."""
+    """One backup; ``phase`` is the API phase after the last ``settle()``.
+
+    ``hybrid``: the snapshot-based flow (HybridBackupCommand), else the live/cold one
+    (StartVmBackupCommand). ``checkpoint_id`` is the checkpoint the engine made (or will make) for
+    it; ``to_checkpoint_id`` is what the backup shows, set once the host created it (``ready``).
+    ``stopped``: a hybrid backup was finalized but still reads ``ready``. ``failing``: the legacy
+    FINALIZING_FAILURE phase (``finalizing`` on the wire, then ``failed``).
+    """
 
     id: str
     vm_id: str
@@ -172,13 +179,28 @@ class Backup:
     created: float
     phase: str
     phase_since: float
+    hybrid: bool = False
     from_checkpoint_id: str | None = None
     to_checkpoint_id: str | None = None
+    checkpoint_id: str | None = None
+    snapshot_id: str | None = None
     description: str | None = None
     host_id: str | None = None
     query: dict[str, list[str]] = field(default_factory=dict)
     doomed: bool = False
-    premature: bool = False
+    failing: bool = False
+    stopped: bool = False
+
+    @property
+    def internal_phase(self) -> str:
+        """The engine's VmBackupPhase name, shown in refusals (ovirt-api.md §1.3, §5.3)."""
+        if self.phase == "initializing" and not self.hybrid:
+            return "CREATING_SCRATCH_DISKS" if self.live else "ADDING_BITMAPS"
+        if self.phase == "finalizing":
+            if self.hybrid:
+                return "REMOVING_SNAPSHOT"
+            return "FINALIZING_FAILURE" if self.failing else "FINALIZING"
+        return self.phase.upper()
 
     @property
     def require_consistency(self) -> str | None:
@@ -254,3 +276,17 @@ class ImageTransfer:
         if self.upload and self.phase == "finished_cleanup":
             return False
         return self.phase in TRANSFER_FINISHED
+
+
+@dataclass(eq=False)
+class Event:
+    """One audit log entry (``GET /events``): AuditLogType code, severity, the formatted message."""
+
+    id: int
+    code: int
+    severity: str
+    description: str
+    time: float
+    vm_id: str | None = None
+    vm_name: str | None = None
+    user_name: str | None = None

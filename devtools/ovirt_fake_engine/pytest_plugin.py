@@ -2,6 +2,10 @@
 
 A started fake engine over HTTP, over trusted HTTPS and over untrusted HTTPS; a real data plane
 (imageio + qemu-nbd) and an engine whose disks are real images on it.
+
+``engine`` and ``data_engine`` run the backup flow ``backup_flow`` names: "hybrid" (engine 4.5's
+default) unless a test parametrizes it, so a test whose outcome depends on the flow runs under both
+with ``@BOTH_FLOWS`` (``pytest.mark.parametrize("backup_flow", FLOWS)``) and the rest stay single.
 """
 
 from __future__ import annotations
@@ -18,11 +22,20 @@ from ovirt_fake_engine import DiskSpec, FakeEngine, Vm
 from ovirt_fake_engine.dataplane import DataPlane, DataPlaneError, make_tls
 from ovirt_fake_engine.demo import DataEngine, seed_web01
 
+FLOWS = ("hybrid", "legacy")
+BOTH_FLOWS = pytest.mark.parametrize("backup_flow", FLOWS)
+
 
 @pytest.fixture
-def engine() -> Iterator[FakeEngine]:
+def backup_flow() -> str:
+    """The backup flow of ``engine``/``data_engine``; parametrize it (``BOTH_FLOWS``) to run both."""
+    return "hybrid"
+
+
+@pytest.fixture
+def engine(backup_flow: str) -> Iterator[FakeEngine]:
     """A running fake engine over plain HTTP; one phase step per engine-clock second."""
-    with FakeEngine(phase_seconds=1.0) as eng:
+    with FakeEngine(phase_seconds=1.0, legacy=backup_flow == "legacy") as eng:
         yield eng
 
 
@@ -112,14 +125,14 @@ def tls_dataplane(_tls_dataplane_session: DataPlane) -> Iterator[DataPlane]:
     _clean(_tls_dataplane_session)
 
 
-def _data_engine(dp: DataPlane, disk_dir: Path) -> Iterator[DataEngine]:
-    with DataEngine(phase_seconds=0.05, dataplane=dp, disk_dir=disk_dir) as eng:
+def _data_engine(dp: DataPlane, disk_dir: Path, flow: str) -> Iterator[DataEngine]:
+    with DataEngine(phase_seconds=0.05, legacy=flow == "legacy", dataplane=dp, disk_dir=disk_dir) as eng:
         eng.web01 = seed_web01(eng)
         yield eng
 
 
 @pytest.fixture
-def data_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DataEngine]:
+def data_engine(request: pytest.FixtureRequest, tmp_path: Path, backup_flow: str) -> Iterator[DataEngine]:
     """A fake engine with real disks: ``web01`` (up) with ``web01_os`` (qcow2, 128 MiB, incremental,
     25% data, see ovirt_fake_engine.demo.os_regions) and ``web01_raw`` (raw, 64 MiB, some data).
 
@@ -129,10 +142,10 @@ def data_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Data
     """
     tls = getattr(request, "param", None) == "tls"
     dp = request.getfixturevalue("tls_dataplane" if tls else "dataplane")
-    yield from _data_engine(dp, tmp_path / "disks")
+    yield from _data_engine(dp, tmp_path / "disks", backup_flow)
 
 
 @pytest.fixture
-def tls_data_engine(tls_dataplane: DataPlane, tmp_path: Path) -> Iterator[DataEngine]:
+def tls_data_engine(tls_dataplane: DataPlane, tmp_path: Path, backup_flow: str) -> Iterator[DataEngine]:
     """``data_engine`` whose imageio daemon serves HTTPS; the CA is ``.imageio_ca_file``."""
-    yield from _data_engine(tls_dataplane, tmp_path / "disks")
+    yield from _data_engine(tls_dataplane, tmp_path / "disks", backup_flow)

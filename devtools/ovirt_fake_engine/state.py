@@ -8,7 +8,7 @@ entered it; ``settle()`` (called before every read or rule check) replays the tr
 on the engine clock. The transition time is the exact due time, not the time of the read, so
 ``modification_date`` and retention behave as if a real engine had been running all along.
 Facts (texts, order of checks) follow /work/shared/ovirt-api.md §1-§5 and the engine's
-StartVmBackupCommand.validate / StopVmBackupCommand.executeCommand.
+StartVmBackupCommand.validate; the two backup flows (hybrid, legacy) are in flows.py.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import time
 import uuid
 from datetime import UTC, datetime, tzinfo
 
-from ovirt_fake_engine import disks, transfers, vms
-from ovirt_fake_engine.dataplane import DataPlaneError
+from ovirt_fake_engine import disks, flows, transfers, vms
 from ovirt_fake_engine.inventory import Inventory
 from ovirt_fake_engine.model import (
     TERMINAL,
@@ -28,6 +27,7 @@ from ovirt_fake_engine.model import (
     Checkpoint,
     Disk,
     DiskSpec,
+    Event,
     ImageTransfer,
     Vm,
     check_guid,
@@ -36,17 +36,16 @@ from ovirt_fake_engine.model import (
 )
 from ovirt_fake_engine.storage import Storage
 
-# The engine shows an internal phase name in the finalize error texts (ovirt-api.md §5.3). Our
-# "initializing" is what the engine calls CREATING_SCRATCH_DISKS (live) or ADDING_BITMAPS (cold).
-_INTERNAL_PHASE = {"starting": "STARTING", "finalizing": "FINALIZING", "succeeded": "SUCCEEDED"}
-
 
 class EngineState:
     """The engine's database plus its clock and backup/checkpoint rules."""
 
-    def __init__(self, phase_seconds: float = 1.0) -> None:
+    def __init__(self, phase_seconds: float = 1.0, legacy: bool = False) -> None:
         self.lock = threading.RLock()
         self.phase_seconds = phase_seconds
+        # True: every backup runs the older live/cold flow, as on a cluster without UseHybridBackup
+        # (a client can also ask for it per request with ?legacy=true); see flows.py.
+        self.legacy = legacy
         self.succeeded_retention = 900.0  # SucceededBackupCleanupTimeInMinutes=15
         self.failed_retention = 1800.0  # FailedBackupCleanupTimeInMinutes=30
         self.fail_next_backup = False
@@ -77,6 +76,8 @@ class EngineState:
         self.transfer_retention = 900.0  # engine: 15 min after a successful transfer
         self.failed_transfer_retention = 1800.0  # engine: 30 min after a failed/cancelled one
         self.fail_next_transfer = False
+        # The audit log (GET /events), newest last; ids count up like audit_log_id.
+        self.events: list[Event] = []
 
     # -- clock ------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -163,7 +164,7 @@ class EngineState:
         with self.lock:
             now = self.now()
             for b in list(self._active.values()):
-                self._progress(b, now)
+                flows.progress(self, b, now)
             for b in list(self.all_backups.values()):
                 if b.phase in TERMINAL:
                     keep = self.succeeded_retention if b.phase == "succeeded" else self.failed_retention
@@ -174,51 +175,9 @@ class EngineState:
             disks.settle(self, now)
             vms.settle(self, now)
 
-    def _progress(self, b: Backup, now: float) -> None:
-        while b.phase not in TERMINAL:
-            if b.phase == "ready":
-                return  # waits for finalize
-            due = b.phase_since + self.phase_seconds
-            if now < due:
-                return
-            if b.phase == "initializing":
-                nxt = "starting" if b.live else "ready"
-            elif b.phase == "starting":
-                nxt = "ready"
-            else:  # finalizing
-                nxt = "failed" if b.premature else "succeeded"
-            if nxt == "ready" and b.doomed:
-                nxt = "failed"
-            self._enter(b, nxt, due)
-
-    def _enter(self, b: Backup, phase: str, t: float) -> None:
-        b.phase, b.phase_since = phase, t
-        if phase == "ready":
-            cow = [d.id for d in b.disks if d.format == "cow"]
-            if cow:  # raw-only backups create no checkpoint (isBackupContainsRawDisksOnly)
-                chain = self.vm_checkpoints[b.vm_id]
-                cp = Checkpoint(
-                    id=str(uuid.uuid4()),
-                    vm_id=b.vm_id,
-                    parent_id=chain[-1].id if chain else None,
-                    created=t,
-                    description=b.description,
-                    disk_ids=cow,
-                )
-                chain.append(cp)
-                b.to_checkpoint_id = cp.id
-                if self.storage is not None:
-                    try:  # the bitmaps record "changes since this checkpoint" from now on
-                        self.storage.add_bitmaps(cp.id, cow)
-                    except DataPlaneError:
-                        self._enter(b, "failed", t)
-                        return
-        elif phase == "failed":
-            transfers.abort_for_backup(self, b.id, t)  # their qemu-nbd must let go of the images
-            if b.to_checkpoint_id is not None:
-                self._unlink_checkpoint(b.vm_id, b.to_checkpoint_id)
-        if phase in TERMINAL:
-            self._active.pop(b.id, None)
+    def finished(self, b: Backup) -> None:
+        """A backup reached succeeded/failed: it no longer blocks the VM (flows.py calls this)."""
+        self._active.pop(b.id, None)
 
     # -- backups ----------------------------------------------------------------------------------
     def backups(self, vm_id: str) -> list[Backup]:
@@ -246,7 +205,11 @@ class EngineState:
         description: str | None = None,
         query: dict[str, list[str]] | None = None,
     ) -> Backup:
-        """POST /vms/{vm}/backups, with the engine's checks in the engine's order."""
+        """POST /vms/{vm}/backups, with the engine's checks in the engine's order.
+
+        ``?legacy=true`` (or an engine started with ``legacy``) runs the live/cold flow, otherwise
+        the snapshot-based one (BackendVmBackupsResource.add; flows.py).
+        """
         with self.lock:
             self.settle()
             vm = self.vm(vm_id)
@@ -286,11 +249,15 @@ class EngineState:
             if backup_id is not None and backup_id in self.all_backups:
                 raise failed(400, f"Cannot backup VM. The specified VM backup ID {backup_id} already exists.")
             disks = [attached[d] for d in dict.fromkeys(disk_ids)]
-            b = self._new_backup(vm, disks, backup_id, from_cp, description, "initializing")
-            b.query = dict(query or {})
+            query = dict(query or {})
+            legacy = self.legacy or (query.get("legacy") or ["false"])[0].lower() == "true"
+            b = self._new_backup(vm, disks, backup_id, from_cp, description, "initializing", not legacy)
+            b.query = query
             b.doomed, self.fail_next_backup = self.fail_next_backup, False
             self._active[b.id] = b
-            self._progress(b, self.now())  # phase_seconds == 0: ready at once
+            now = self.now()
+            flows.start(self, b, now)
+            flows.progress(self, b, now)  # phase_seconds == 0: ready at once
             return b
 
     def _new_backup(
@@ -301,6 +268,7 @@ class EngineState:
         from_cp: Checkpoint | None,
         description: str | None,
         phase: str,
+        hybrid: bool,
     ) -> Backup:
         now = self.now()
         covered = set(from_cp.disk_ids) if from_cp else set()
@@ -315,19 +283,36 @@ class EngineState:
             created=now,
             phase=phase,
             phase_since=now,
+            hybrid=hybrid,
             from_checkpoint_id=from_cp.id if from_cp else None,
             description=description,
-            host_id=vm.host_id if live else None,
+            host_id=vm.host_id if live and not hybrid else None,
         )
         self.all_backups[b.id] = b
         self.vm_backups[vm.id][b.id] = b
         return b
 
-    def add_backups(self, vm_id: str, n: int, phase: str = "succeeded") -> list[Backup]:
-        """Bulk-create ``n`` backups of all the VM's disks without rule checks (scale tests)."""
+    def add_backups(
+        self, vm_id: str, n: int, phase: str = "succeeded", description: str | None = "nightly"
+    ) -> list[Backup]:
+        """Bulk-create ``n`` backups of all the VM's disks without rule checks (scale tests).
+
+        They look like what an engine lists after a chain of backups: each but the first from the
+        previous one's checkpoint, a description, both dates, a ``<host>`` in the legacy flow of an
+        up VM. The checkpoint ids are not added to the VM's chain (an engine's chain is usually
+        shorter than its list of backups, since checkpoints get removed).
+        """
         with self.lock:
             vm = self.vm(vm_id)
-            made = [self._new_backup(vm, list(vm.disks), None, None, None, phase) for _ in range(n)]
+            made = []
+            previous: str | None = None
+            for _ in range(n):
+                b = self._new_backup(vm, list(vm.disks), None, None, description, phase, not self.legacy)
+                b.from_checkpoint_id, b.to_checkpoint_id = previous, str(uuid.uuid4())
+                b.checkpoint_id = previous = b.to_checkpoint_id
+                if b.from_checkpoint_id is not None:
+                    b.modes = {d.id: "incremental" if d.format == "cow" else "full" for d in b.disks}
+                made.append(b)
             if phase not in TERMINAL:
                 self._active.update((b.id, b) for b in made)
             return made
@@ -342,37 +327,17 @@ class EngineState:
             b = self.backup(vm_id, backup_id)
             if transfers.open_for_backup(self, b.id):  # validate() runs before execute (≥ 4.5.1)
                 raise failed(409, "Cannot stop VM backup. There is an active image transfer for VM backup")
-            if b.phase in ("finalizing", *TERMINAL):
-                name = "FINALIZING_FAILURE" if b.premature and b.phase == "finalizing" else None
-                name = name or _INTERNAL_PHASE.get(b.phase, b.phase.upper())
-                raise ApiError(
-                    400,
-                    "Operation Failed",
-                    f"VM '{b.vm_id}' backup '{b.id}' is already in '{name}' phase, "
-                    "no need to stop the backup again",
-                )
-            before = b.phase
-            b.premature = before != "ready"
-            self._enter(b, "finalizing", self.now())
-            self._progress(b, self.now())
-            if b.premature:
-                internal = _INTERNAL_PHASE.get(before)
-                if internal is None:
-                    internal = "CREATING_SCRATCH_DISKS" if b.live else "ADDING_BITMAPS"
-                raise ApiError(
-                    400,
-                    "Operation Failed",
-                    f"Backup '{b.id}' is in '{internal}' phase, premature backup stop was initiated.",
-                )
+            flows.finalize(self, b, self.now())
 
     def fail_backup(self, backup_id: str) -> None:
-        """Test switch: an unfinished backup fails now and its checkpoint disappears."""
+        """Test switch: an unfinished backup fails (legacy: ``finalizing`` for one step first) and
+        its checkpoint disappears."""
         with self.lock:
             self.settle()
             b = self.all_backups.get(backup_id)
             if b is None or b.phase in TERMINAL:
                 raise ValueError(f"backup {backup_id} is unknown or already finished")
-            self._enter(b, "failed", self.now())
+            flows.fail(self, b, self.now())
 
     # -- checkpoints ------------------------------------------------------------------------------
     def checkpoints(self, vm_id: str) -> list[Checkpoint]:
@@ -436,9 +401,10 @@ class EngineState:
             self.checkpoint(vm_id, checkpoint_id)
             if self.busy(vm_id):
                 raise failed(409, "Cannot remove checkpoint. The VM is during a backup operation.")
-            self._unlink_checkpoint(vm_id, checkpoint_id)
+            self.unlink_checkpoint(vm_id, checkpoint_id)
 
-    def _unlink_checkpoint(self, vm_id: str, checkpoint_id: str) -> None:
+    def unlink_checkpoint(self, vm_id: str, checkpoint_id: str) -> None:
+        """Delete a checkpoint and its bitmaps; its child takes its parent (DeleteVmCheckpointCommand)."""
         chain = self.vm_checkpoints[vm_id]
         for i, cp in enumerate(chain):
             if cp.id == checkpoint_id:

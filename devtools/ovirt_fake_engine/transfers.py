@@ -25,6 +25,11 @@ ovirt-api.md §4/§5.3/§6.1 and the engine's TransferDiskImageCommand:
   without activity seen at the last poll, the ticket is polled: bytes served since the last poll or
   an operation in progress count as activity, otherwise the policy applies (``pause`` →
   ``paused_system``, ``cancel``/``legacy`` → ``cancelled_system``, as for a download). 0 disables.
+* pause/resume/extend (TransferImageStatusCommand): pausing a download is refused (400, "handled
+  by the client"), an upload goes ``paused_user``; resume of a transfer that is not paused is a
+  409, a paused one goes ``resuming`` → ``transferring`` one step later; extend is the engine's
+  keep-alive and changes nothing here (inactivity is judged from the ticket's activity, as the
+  engine does with imageio ≥ 1.3).
 * retention: finished transfers are forgotten (GET → 404) after ``transfer_retention`` seconds
   (success, engine 15 min) or ``failed_transfer_retention`` (failure/cleanup, engine 30 min).
 
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import ovirtsdk4.types as types
@@ -67,13 +73,11 @@ def _value(enum: object | None, default: str) -> str:
     return value if isinstance(value, str) else default
 
 
-def internal_phase(b: Backup) -> str:
-    """The engine's VmBackupPhase name shown in refusals (ovirt-api.md §1.3, §5.3)."""
-    if b.phase == "initializing":
-        return "CREATING_SCRATCH_DISKS" if b.live else "ADDING_BITMAPS"
-    if b.phase == "finalizing" and b.premature:
-        return "FINALIZING_FAILURE"
-    return b.phase.upper()
+def _host(state: EngineState, b: Backup) -> str:
+    """TransferDiskImageCommand.initializeVds: a running VM's backup is read on the VM's host (hybrid
+    backups record no host), a down VM's on any host (the first here)."""
+    vm = state.vms.get(b.vm_id)
+    return vm.host_id if vm is not None and vm.status == "up" else b.host_id or state.host_id
 
 
 def create(state: EngineState, req: types.ImageTransfer) -> ImageTransfer:
@@ -98,7 +102,7 @@ def create(state: EngineState, req: types.ImageTransfer) -> ImageTransfer:
         if b.phase != "ready":
             raise failed(
                 409,
-                f"{_CANNOT} The VM backup is not in READY phase, backup phase is {internal_phase(b)}.",
+                f"{_CANNOT} The VM backup is not in READY phase, backup phase is {b.internal_phase}.",
             )
         requested = _value(req.format, "")
         if requested == "cow":  # only an explicit cow is refused (isFormatApplicableForBackup)
@@ -118,7 +122,7 @@ def create(state: EngineState, req: types.ImageTransfer) -> ImageTransfer:
             format=requested or disk.format,  # omitted: the engine records the disk's format
             inactivity_timeout=DEFAULT_INACTIVITY_TIMEOUT if timeout is None else timeout,
             timeout_policy=_value(req.timeout_policy, "legacy"),
-            host_id=b.host_id or state.host_id,
+            host_id=_host(state, b),
             created=now,
             phase="initializing",
             phase_since=now,
@@ -197,6 +201,35 @@ def cancel(state: EngineState, transfer_id: str) -> None:
     _stop(state, transfer_id, "cancelled_user")
 
 
+def pause(state: EngineState, transfer_id: str) -> None:
+    """POST .../pause: refused for a download (ACTION_TYPE_FAILED_CANNOT_PAUSE_IMAGE_DOWNLOAD)."""
+    with state.lock:
+        t = get(state, transfer_id)
+        if t.direction == "download":
+            raise failed(
+                400,
+                "Cannot pause image download as it's handled by the client. "
+                "Note that it can be canceled if you wish to stop it.",
+            )
+        if t.phase in _STOPPABLE:
+            _enter(t, "paused_user", state.now())
+
+
+def resume(state: EngineState, transfer_id: str) -> None:
+    """POST .../resume: only a paused transfer (409 otherwise); ``resuming``, then ``transferring``."""
+    with state.lock:
+        t = get(state, transfer_id)
+        if t.phase not in ("paused_system", "paused_user"):
+            raise failed(409, "Cannot resume image transfer as it's not in a paused state.")
+        _enter(t, "resuming", state.now())
+        _progress(state, t, state.now())
+
+
+def extend(state: EngineState, transfer_id: str) -> None:
+    """POST .../extend: the engine's keep-alive; nothing to change here."""
+    get(state, transfer_id)
+
+
 def _stop(state: EngineState, transfer_id: str, phase: str) -> None:
     with state.lock:
         t = get(state, transfer_id)
@@ -258,12 +291,15 @@ def _progress(state: EngineState, t: ImageTransfer, now: float) -> None:
                 return
             continue
         nxt = _NEXT.get(t.phase) or (disk_transfers.UPLOAD_NEXT.get(t.phase) if t.upload else None)
-        if nxt is None and t.phase != "initializing":
-            return  # paused: waits for finalize or cancel
+        if nxt is None and t.phase not in ("initializing", "resuming"):
+            return  # paused: waits for resume, finalize or cancel
         due = t.phase_since + state.phase_seconds
         if now < due:
             return
-        if nxt is None:
+        if t.phase == "resuming":
+            t.last_activity = due
+            _enter(t, "transferring", due)
+        elif nxt is None:
             _start_session(state, t, due)
         elif nxt == "finished_success" and t.upload and not disk_transfers.verified(state, t):
             _enter(t, "finalizing_failure", due, state)
@@ -358,3 +394,13 @@ def _end_session(state: EngineState, t: ImageTransfer, poll: bool = True) -> Non
         except (DataPlaneError, OSError) as e:  # qemu-nbd is stopped even then
             t.error = str(e)
     t.session, t.active = False, False
+
+
+# POST /imagetransfers/{id}/<verb>: what the engine's ImageTransferService answers.
+ACTIONS: dict[str, Callable[[EngineState, str], None]] = {
+    "cancel": cancel,
+    "extend": extend,
+    "finalize": finalize,
+    "pause": pause,
+    "resume": resume,
+}

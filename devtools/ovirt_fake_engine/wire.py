@@ -78,6 +78,6 @@ def follow(query: dict[str, list[str]]) -> set[str]:
     return {p.strip() for v in query.get("follow", []) for p in v.split(",") if p.strip()}
 
 
-def cut(items: list[str], limit: int | None) -> list[str]:
+def cut(items: list[T], limit: int | None) -> list[T]:
     """Apply ``max``."""
     return items if limit is None else items[:limit]

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from xml.sax.saxutils import escape
 
-from ovirt_fake_engine.model import Backup, Checkpoint, Disk, ImageTransfer, Vm
+from ovirt_fake_engine.model import Backup, Checkpoint, Disk, Event, ImageTransfer, Vm
 
 API = "/ovirt-engine/api"
 DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -164,7 +164,11 @@ def backup_disks(b: Backup) -> list[str]:
 
 
 def backup(b: Backup, date: DateText, follow_disks: bool = False) -> str:
-    """``<backup>`` as in ovirt-api.md §1.1: ``<phase>``, never ``<status>``."""
+    """``<backup>`` as in ovirt-api.md §1.1: ``<phase>``, never ``<status>``.
+
+    ``<host>`` only for a live legacy backup, ``<snapshot>`` (without ``href``: the engine lost the
+    parent it would build one from, commit 27a8d1c) only while a hybrid backup holds its snapshot.
+    """
     base = f"{API}/vms/{b.vm_id}/backups/{b.id}"
     if follow_disks:
         disks = collection("disks", backup_disks(b))
@@ -182,6 +186,7 @@ def backup(b: Backup, date: DateText, follow_disks: bool = False) -> str:
             f"<phase>{b.phase}</phase>",
             _el("to_checkpoint_id", b.to_checkpoint_id) if b.to_checkpoint_id else "",
             _ref("host", f"{API}/hosts/{b.host_id}", b.host_id) if b.host_id else "",
+            f'<snapshot id="{_a(b.snapshot_id)}"/>' if b.snapshot_id else "",
             _ref("vm", f"{API}/vms/{b.vm_id}", b.vm_id),
             "</backup>",
         )
@@ -221,7 +226,8 @@ def image_transfer(t: ImageTransfer) -> str:
     """``<image_transfer>`` as ImageTransferMapper writes it (ovirt-api.md §6.1).
 
     The URLs appear only while the session (ticket) exists; ``proxy_url`` equals ``transfer_url``
-    because there is no separate imageio proxy. The engine does not echo ``backup``.
+    because there is no separate imageio proxy. The disk is ``<image id=DISK/>`` without links
+    (BackendImageTransferResource.addLinks unsets them); there is no ``<disk>`` and no ``<backup>``.
     """
     base = f"{API}/imagetransfers/{t.id}"
     actions = "".join(
@@ -245,9 +251,24 @@ def image_transfer(t: ImageTransfer) -> str:
             _el("timeout_policy", t.timeout_policy),
             _el("transferred", t.transferred),
             _ref("host", f"{API}/hosts/{t.host_id}", t.host_id),
-            _ref("disk", f"{API}/disks/{t.disk_id}", t.disk_id),
+            f'<image id="{_a(t.disk_id)}"/>',
             "</image_transfer>",
         )
+    )
+
+
+def event(e: Event, date: DateText) -> str:
+    """``<event>`` as EventMapper writes an audit log entry (``index`` = id, origin ``oVirt``)."""
+    vm = ""
+    if e.vm_id:
+        name = _el("name", e.vm_name) if e.vm_name else ""
+        vm = f'<vm href="{API}/vms/{_a(e.vm_id)}" id="{_a(e.vm_id)}">{name}</vm>'
+    user = f"<user>{_el('name', e.user_name)}</user>" if e.user_name else ""
+    return (
+        f'<event href="{API}/events/{e.id}" id="{e.id}">{_el("description", e.description)}'
+        f"{_el('code', e.code)}<custom_id>-1</custom_id><flood_rate>30</flood_rate>"
+        f"{_el('index', e.id)}<origin>oVirt</origin>{_el('severity', e.severity)}"
+        f"{_el('time', date(e.time))}{user}{vm}</event>"
     )
 
 

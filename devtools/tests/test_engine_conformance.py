@@ -10,70 +10,18 @@ import http.client
 import threading
 import time
 from datetime import UTC, timedelta, timezone
-from typing import Any
 from xml.etree.ElementTree import ParseError
 
 import defusedxml.ElementTree as DET
 import ovirtsdk4.types as types
 import pytest
 import requests
+from conftest import Client, backup_ready, fault_of
 from defusedxml import DTDForbidden, EntitiesForbidden
 from ovirt_fake_engine import DiskSpec, FakeEngine, Vm
 from ovirtsdk4.reader import Reader
 
 GIB = 1024**3
-
-
-class Client:
-    """Raw HTTP against the fake engine with an SSO token, as ovbackup will talk to it."""
-
-    def __init__(self, eng: FakeEngine) -> None:
-        self.eng = eng
-        self.session = requests.Session()
-        r = self.session.post(
-            eng.base_url + "/ovirt-engine/sso/oauth/token",
-            data={
-                "grant_type": "password",
-                "scope": "ovirt-app-api",
-                "username": eng.username,
-                "password": eng.password,
-            },
-            headers={"Accept": "application/json"},
-        )
-        r.raise_for_status()
-        self.session.headers.update(
-            {
-                "Authorization": f"Bearer {r.json()['access_token']}",
-                "Version": "4",
-                "Accept": "application/xml",
-                "Content-Type": "application/xml",
-            }
-        )
-
-    def get(self, path: str, **params: Any) -> requests.Response:
-        return self.session.get(self.eng.url + path, params=params, timeout=10)
-
-    def post(self, path: str, body: str, **params: Any) -> requests.Response:
-        return self.session.post(self.eng.url + path, data=body, params=params, timeout=10)
-
-    def delete(self, path: str) -> requests.Response:
-        return self.session.delete(self.eng.url + path, timeout=10)
-
-    def read(self, path: str, **params: Any) -> Any:
-        r = self.get(path, **params)
-        assert r.status_code == 200, r.text
-        assert r.headers["Content-Type"] == "application/xml"
-        return Reader.read(r.content)
-
-    def start(self, vm: Vm, *, disks: list[str] | None = None, extra: str = "", **params: Any) -> Any:
-        ids = disks if disks is not None else [d.id for d in vm.disks]
-        body = "".join(f'<disk id="{i}"/>' for i in ids)
-        return self.post(f"/vms/{vm.id}/backups", f"<backup>{extra}<disks>{body}</disks></backup>", **params)
-
-
-@pytest.fixture
-def client(engine: FakeEngine) -> Client:
-    return Client(engine)
 
 
 @pytest.fixture
@@ -91,22 +39,6 @@ def web01(engine: FakeEngine) -> Vm:
 @pytest.fixture
 def db01(engine: FakeEngine) -> Vm:
     return engine.add_vm("db01", status="down", disks=[DiskSpec(alias="db01_os")])
-
-
-def fault_of(r: requests.Response) -> types.Fault:
-    assert r.headers["Content-Type"] == "application/xml"
-    fault = Reader.read(r.content)
-    assert isinstance(fault, types.Fault)
-    return fault
-
-
-def backup_ready(engine: FakeEngine, client: Client, vm: Vm, **kw: Any) -> types.Backup:
-    r = client.start(vm, **kw)
-    assert r.status_code == 201, r.text
-    engine.advance(5)
-    b = client.read(f"/vms/{vm.id}/backups/{Reader.read(r.content).id}")
-    assert b.phase == types.BackupPhase.READY
-    return b
 
 
 # -- inventory ---------------------------------------------------------------------------------------
@@ -194,50 +126,6 @@ def test_api_root(client: Client) -> None:
 
 
 # -- backups -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("vm_name", "phases"),
-    [
-        ("web01", ["initializing", "starting", "ready"]),
-        ("db01", ["initializing", "ready"]),
-    ],
-)
-def test_backup_phases(
-    engine: FakeEngine, client: Client, web01: Vm, db01: Vm, vm_name: str, phases: list[str]
-) -> None:
-    vm = web01 if vm_name == "web01" else db01
-    r = client.start(vm, extra="<description>nightly</description>", require_consistency="true")
-    assert r.status_code == 201
-    created = Reader.read(r.content)
-    assert isinstance(created, types.Backup)
-    assert r.headers["Location"] == f"{engine.base_url}/ovirt-engine/api/vms/{vm.id}/backups/{created.id}"
-    assert created.phase == types.BackupPhase.INITIALIZING
-    assert created.to_checkpoint_id is None and created.from_checkpoint_id is None
-    assert created.description == "nightly"
-    assert created.vm.id == vm.id
-    assert created.creation_date.tzinfo is not None
-    assert created.disks.href == f"/ovirt-engine/api/vms/{vm.id}/backups/{created.id}/disks"
-    assert (created.host is not None) == (vm.status == "up")
-    seen = []
-    for _ in phases:
-        b = client.read(f"/vms/{vm.id}/backups/{created.id}")
-        seen.append(str(b.phase))
-        engine.advance(1.0)
-    assert seen == phases
-    assert b.to_checkpoint_id is not None
-    assert b.modification_date > b.creation_date
-    assert engine.checkpoints(vm.id)[-1].id == b.to_checkpoint_id
-
-    r = client.post(f"/vms/{vm.id}/backups/{b.id}/finalize", "<action/>")
-    assert r.status_code == 200
-    action = Reader.read(r.content)
-    assert isinstance(action, types.Action) and action.status == "complete"
-    assert client.read(f"/vms/{vm.id}/backups/{b.id}").phase == types.BackupPhase.FINALIZING
-    engine.advance(1.0)
-    done = client.read(f"/vms/{vm.id}/backups/{b.id}")
-    assert done.phase == types.BackupPhase.SUCCEEDED
-    assert engine.state.all_backups[b.id].require_consistency == "true"
-
-
 def test_phase_seconds_zero_is_ready_at_once(engine: FakeEngine, client: Client, web01: Vm) -> None:
     engine.configure(phase_seconds=0)
     r = client.start(web01)
@@ -245,20 +133,6 @@ def test_phase_seconds_zero_is_ready_at_once(engine: FakeEngine, client: Client,
     assert b.phase == types.BackupPhase.READY and b.to_checkpoint_id
     client.post(f"/vms/{web01.id}/backups/{b.id}/finalize", "<action/>")
     assert client.read(f"/vms/{web01.id}/backups/{b.id}").phase == types.BackupPhase.SUCCEEDED
-
-
-def test_failed_backups(engine: FakeEngine, client: Client, web01: Vm) -> None:
-    b = backup_ready(engine, client, web01)
-    engine.fail_backup(b.id)
-    assert client.read(f"/vms/{web01.id}/backups/{b.id}").phase == types.BackupPhase.FAILED
-    assert engine.checkpoints(web01.id) == []  # its checkpoint is gone
-    engine.configure(fail_next_backup=True)
-    r = client.start(web01)
-    engine.advance(10)
-    again = client.read(f"/vms/{web01.id}/backups/{Reader.read(r.content).id}")
-    assert again.phase == types.BackupPhase.FAILED and again.to_checkpoint_id is None
-    assert engine.state.fail_next_backup is False
-    assert engine.checkpoints(web01.id) == []
 
 
 def test_retention(engine: FakeEngine, client: Client, web01: Vm) -> None:
@@ -411,29 +285,6 @@ def test_start_refusals(engine: FakeEngine, client: Client, web01: Vm) -> None:
         f"/vms/{web01.id}/backups", '<backup id="nope"><disks><disk id="x"/></disks></backup>'
     )
     assert bad_id.status_code == 400 and fault_of(bad_id).reason == "Operation failed"
-
-
-def test_finalize_refusals(engine: FakeEngine, client: Client, web01: Vm) -> None:
-    b = backup_ready(engine, client, web01)
-    path = f"/vms/{web01.id}/backups/{b.id}/finalize"
-    assert client.post(path, "<action/>").status_code == 200
-    again = client.post(path, "<action/>")
-    assert again.status_code == 400
-    f = fault_of(again)
-    assert f.reason == "Operation Failed"
-    assert f.detail == (
-        f"VM '{web01.id}' backup '{b.id}' is already in 'FINALIZING' phase, no need to stop the backup again"
-    )
-    engine.advance(5)
-    assert "'SUCCEEDED' phase" in fault_of(client.post(path, "<action/>")).detail
-    early = Reader.read(client.start(web01).content)
-    premature = client.post(f"/vms/{web01.id}/backups/{early.id}/finalize", "<action/>")
-    assert premature.status_code == 400
-    assert "premature backup stop was initiated" in fault_of(premature).detail
-    engine.advance(5)
-    assert client.read(f"/vms/{web01.id}/backups/{early.id}").phase == types.BackupPhase.FAILED
-    missing = client.post(f"/vms/{web01.id}/backups/{engine.state.host_id}/finalize", "<action/>")
-    assert (missing.status_code, missing.content) == (404, b"")
 
 
 @pytest.mark.parametrize("body", [b"", b"<backup><disks>", b"not xml at all", b"<vm><name>x</name></vm>"])

@@ -12,6 +12,7 @@ import ovirtsdk4 as sdk
 import ovirtsdk4.types as types
 import pytest
 from ovirt_fake_engine import DiskSpec, FakeEngine, Vm
+from ovirt_fake_engine.pytest_plugin import BOTH_FLOWS
 
 GIB = 1024**3
 
@@ -41,7 +42,10 @@ def start(conn: sdk.Connection, vm: Vm, **kw: object) -> types.Backup:
     return backups.add(types.Backup(disks=disks, **kw), require_consistency=True)
 
 
-def test_full_then_incremental_backup(engine: FakeEngine, conn: sdk.Connection, web01: Vm) -> None:
+@BOTH_FLOWS
+def test_full_then_incremental_backup(
+    engine: FakeEngine, conn: sdk.Connection, web01: Vm, backup_flow: str
+) -> None:
     system = conn.system_service()
     (vm,) = system.vms_service().list(search="name=web01")
     assert vm.id == web01.id and vm.status == types.VmStatus.UP
@@ -51,20 +55,23 @@ def test_full_then_incremental_backup(engine: FakeEngine, conn: sdk.Connection, 
     backups = vm_service.backups_service()
 
     b = start(conn, web01, description="full")
-    assert b.phase == types.BackupPhase.INITIALIZING
     svc = backups.backup_service(b.id)
     phases = []
     while (cur := svc.get()).phase != types.BackupPhase.READY:
         phases.append(cur.phase)
         engine.advance(1.0)
-    assert phases == [types.BackupPhase.INITIALIZING, types.BackupPhase.STARTING]
-    assert cur.to_checkpoint_id and cur.host.id == engine.state.host_id
+    if backup_flow == "hybrid":
+        assert phases == [types.BackupPhase.STARTING] and cur.host is None and cur.snapshot.id
+    else:
+        assert phases == [types.BackupPhase.INITIALIZING, types.BackupPhase.STARTING]
+        assert cur.host.id == engine.state.host_id and cur.snapshot is None
+    assert cur.to_checkpoint_id
     modes = [(d.alias, d.backup_mode) for d in svc.disks_service().list()]
     assert modes == [("web01_os", types.DiskBackupMode.FULL), ("web01_raw", types.DiskBackupMode.FULL)]
     assert [x.id for x in backups.list()] == [b.id]
     assert [d.alias for d in backups.list(follow="disks")[0].disks] == ["web01_os", "web01_raw"]
     svc.finalize()
-    engine.advance(1.0)
+    engine.advance(2.0)
     assert svc.get().phase == types.BackupPhase.SUCCEEDED
 
     inc = start(conn, web01, from_checkpoint_id=cur.to_checkpoint_id)
@@ -143,3 +150,19 @@ def test_sdk_over_tls(tls_engine: FakeEngine, untrusted_tls_engine: FakeEngine) 
     with pytest.raises(sdk.Error):
         bad.system_service().vms_service().list()
     bad.close(logout=False)
+
+
+@BOTH_FLOWS
+def test_last_event_of_a_failed_backup_as_backup_vm_reads_it(
+    engine: FakeEngine, conn: sdk.Connection, web01: Vm, backup_flow: str
+) -> None:
+    """backup_vm.py's get_backup: on failure, ``events_service().list(search=<backup id>)[0]``."""
+    engine.configure(fail_next_backup=True)
+    b = start(conn, web01)
+    engine.advance(5)
+    svc = conn.system_service().vms_service().vm_service(web01.id).backups_service().backup_service(b.id)
+    assert svc.get().phase == types.BackupPhase.FAILED
+    last = conn.system_service().events_service().list(search=str(b.id))[0]
+    assert last.code == 10792 and last.description == (
+        f"Backup {b.id} for VM web01 failed (User: admin@internal-authz)."
+    )

@@ -10,11 +10,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import defusedxml.ElementTree as DET
 import ovirtsdk4.types as types
 import pytest
 import requests
 from ovirt_fake_engine import DiskLockedError, FakeEngine, Vm
 from ovirt_fake_engine.demo import DataEngine
+from ovirt_fake_engine.pytest_plugin import BOTH_FLOWS
 from ovirtsdk4.reader import Reader
 
 STEP = 100.0  # engine-clock seconds per phase step in these tests
@@ -100,7 +102,7 @@ def api(eng: DataEngine) -> Api:
 
 def ready_backup(api: Api, vm: Vm, **kw: Any) -> str:
     backup_id = api.start_backup(vm, **kw)
-    api.eng.advance(2 * STEP)  # live: initializing → starting → ready
+    api.eng.advance(2 * STEP)  # hybrid: starting → ready; legacy live: initializing → starting → ready
     assert api.backup(vm, backup_id).phase == types.BackupPhase.READY
     return backup_id
 
@@ -120,7 +122,8 @@ def test_transfer_lifecycle(eng: DataEngine, api: Api) -> None:
         types.DiskFormat.RAW,
     )
     assert (t.inactivity_timeout, t.timeout_policy) == (120, types.ImageTransferTimeoutPolicy.CANCEL)
-    assert (t.disk.id, t.host.id, t.transferred, t.active) == (os_disk.id, eng.state.host_id, 0, False)
+    assert (t.image.id, t.host.id, t.transferred, t.active) == (os_disk.id, eng.state.host_id, 0, False)
+    assert t.disk is None and t.backup is None  # the engine sends <image>, never <disk> or <backup>
     assert t.transfer_url is None and t.proxy_url is None  # only once transferring (§4)
     (rec,) = eng.open_transfers()
     assert (rec.id, rec.disk_id, rec.backup_id, rec.ticket_id, rec.url) == (
@@ -173,13 +176,16 @@ def test_cancel_runs_the_cleanup_phases(eng: DataEngine, api: Api) -> None:
     assert api.get(f"/imagetransfers/{t.id}").status_code == 404
 
 
-def test_refusals(eng: DataEngine, api: Api) -> None:
+@BOTH_FLOWS
+def test_refusals(eng: DataEngine, api: Api, backup_flow: str) -> None:
     os_disk, raw_disk = eng.web01.disks
     backup_id = api.start_backup(eng.web01, disks=[os_disk.id])
     cannot = "[Cannot transfer Virtual Disk. "
-    detail = fault(api.add_transfer(backup_id, os_disk.id), 409)
-    assert detail == cannot + "The VM backup is not in READY phase, backup phase is CREATING_SCRATCH_DISKS.]"
-    eng.advance(STEP)
+    if backup_flow == "legacy":
+        detail = fault(api.add_transfer(backup_id, os_disk.id), 409)
+        not_ready = "The VM backup is not in READY phase, backup phase is CREATING_SCRATCH_DISKS.]"
+        assert detail == cannot + not_ready
+        eng.advance(STEP)
     detail = fault(api.add_transfer(backup_id, os_disk.id, "<format>cow</format>"), 409)  # 409 checked first
     assert detail == cannot + "The VM backup is not in READY phase, backup phase is STARTING.]"
     eng.advance(STEP)
@@ -205,7 +211,8 @@ def test_refusals(eng: DataEngine, api: Api) -> None:
         assert (r.status_code, r.content) == (404, b"")
 
 
-def test_backup_finalize_waits_for_transfers(eng: DataEngine, api: Api) -> None:
+@BOTH_FLOWS
+def test_backup_finalize_waits_for_transfers(eng: DataEngine, api: Api, backup_flow: str) -> None:
     vm = eng.web01
     backup_id = ready_backup(api, vm)
     t = api.open_transfer(backup_id, vm.disks[0].id)
@@ -218,7 +225,7 @@ def test_backup_finalize_waits_for_transfers(eng: DataEngine, api: Api) -> None:
     assert api.transfer(t.id).phase == P.FINISHED_SUCCESS
     assert [b.id for b in eng.open_backups(vm.id)] == [backup_id]
     api.read(api.post(f"/vms/{vm.id}/backups/{backup_id}/finalize"))
-    eng.advance(STEP)
+    eng.advance(2 * STEP)  # hybrid: ready, then finalizing (removing the snapshot)
     assert api.backup(vm, backup_id).phase == types.BackupPhase.SUCCEEDED
     assert eng.open_backups(vm.id) == [] and eng.open_transfers() == []
 
@@ -239,7 +246,8 @@ def test_open_transfer_locks_the_disk(eng: DataEngine, api: Api) -> None:
     eng.write_disk(os_disk.id, 0, 65536, 0x98)
 
 
-def test_checkpoints_are_bitmaps(eng: DataEngine, api: Api) -> None:
+@BOTH_FLOWS
+def test_checkpoints_are_bitmaps(eng: DataEngine, api: Api, backup_flow: str) -> None:
     vm = eng.web01
     os_disk, raw_disk = vm.disks
     assert eng.dataplane is not None
@@ -251,7 +259,7 @@ def test_checkpoints_are_bitmaps(eng: DataEngine, api: Api) -> None:
         assert eng.bitmaps(os_disk.id) == cps
         assert eng.dataplane.bitmaps(eng.disk_path(raw_disk.id)) == []  # raw disks hold no bitmaps
         api.read(api.post(f"/vms/{vm.id}/backups/{backup_id}/finalize"))
-        eng.advance(STEP)
+        eng.advance(2 * STEP)
 
     r = api.s.delete(f"{eng.url}/vms/{vm.id}/checkpoints/{cps[0]}", timeout=60)
     assert r.status_code == 200, r.text
@@ -262,13 +270,15 @@ def test_checkpoints_are_bitmaps(eng: DataEngine, api: Api) -> None:
     new_cp = str(api.backup(vm, backup_id).to_checkpoint_id)
     assert eng.bitmaps(os_disk.id) == [cps[1], new_cp]
     t = api.open_transfer(backup_id, os_disk.id)
-    eng.fail_backup(backup_id)
-    assert eng.bitmaps(os_disk.id) == [cps[1]] and eng.dataplane.transfers() == []
+    eng.fail_backup(backup_id)  # legacy: finalizing for a step, then failed
+    assert eng.dataplane.transfers() == []
     phases = []
     while (cur := api.transfer(t.id)).phase != P.FINISHED_FAILURE:
         phases.append(cur.phase)
         eng.advance(STEP)
     assert phases == [P.CANCELLED_SYSTEM, P.FINALIZING_FAILURE]
+    assert api.backup(vm, backup_id).phase == types.BackupPhase.FAILED
+    assert eng.bitmaps(os_disk.id) == [cps[1]]
     assert [c.id for c in eng.checkpoints(vm.id)] == [cps[1]]
 
 
@@ -304,6 +314,43 @@ def test_inactivity_timeout(eng: DataEngine, api: Api) -> None:
     assert api.transfer(paused.id).phase == P.CANCELLED_USER
 
 
+def test_pause_resume_extend(eng: DataEngine, api: Api) -> None:
+    """TransferImageStatusCommand: a download cannot be paused, only a paused transfer resumes."""
+    os_disk, raw_disk = eng.web01.disks
+    backup_id = ready_backup(api, eng.web01)
+    t = api.open_transfer(backup_id, os_disk.id)
+    advertised = DET.fromstring(api.get(f"/imagetransfers/{t.id}").content).find("actions")
+    assert advertised is not None
+    assert sorted(str(link.get("rel")) for link in advertised) == [
+        "cancel",
+        "extend",
+        "finalize",
+        "pause",
+        "resume",
+    ]
+    assert fault(api.post(f"/imagetransfers/{t.id}/pause"), 400) == (
+        "[Cannot pause image download as it's handled by the client. "
+        "Note that it can be canceled if you wish to stop it.]"
+    )
+    assert fault(api.post(f"/imagetransfers/{t.id}/resume"), 409) == (
+        "[Cannot resume image transfer as it's not in a paused state.]"
+    )
+    assert api.read(api.post(f"/imagetransfers/{t.id}/extend")).status == "complete"
+    assert api.transfer(t.id).phase == P.TRANSFERRING
+
+    extra = "<inactivity_timeout>400</inactivity_timeout><timeout_policy>pause</timeout_policy>"
+    paused = api.read(api.add_transfer(backup_id, raw_disk.id, extra), 201)
+    eng.advance(STEP + 500)
+    assert api.transfer(paused.id).phase == P.PAUSED_SYSTEM
+    assert api.read(api.post(f"/imagetransfers/{paused.id}/resume")).status == "complete"
+    assert api.transfer(paused.id).phase == P.RESUMING
+    eng.advance(STEP)
+    cur = api.transfer(paused.id)
+    assert cur.phase == P.TRANSFERRING and cur.transfer_url is not None
+    eng.advance(300)  # the inactivity clock restarted at resume
+    assert api.transfer(paused.id).phase == P.TRANSFERRING
+
+
 def test_session_failures_end_in_finished_failure(eng: DataEngine, api: Api) -> None:
     os_disk, raw_disk = eng.web01.disks
     backup_id = ready_backup(api, eng.web01)
@@ -325,7 +372,8 @@ def test_session_failures_end_in_finished_failure(eng: DataEngine, api: Api) -> 
     assert api.transfer(late.id).phase == P.CANCELLED_SYSTEM  # no daemon, no session
 
 
-def test_sdk_drives_transfers(eng: DataEngine) -> None:
+@BOTH_FLOWS
+def test_sdk_drives_transfers(eng: DataEngine, backup_flow: str) -> None:
     import ovirtsdk4 as sdk
 
     conn = sdk.Connection(url=eng.url, username=eng.username, password=eng.password)
@@ -359,7 +407,7 @@ def test_sdk_drives_transfers(eng: DataEngine) -> None:
         phases = [transfers.image_transfer_service(t.id).get().phase for t in added]
         assert phases == [P.FINISHED_SUCCESS, P.FINISHED_CLEANUP]
         backups.backup_service(b.id).finalize()
-        eng.advance(STEP)
+        eng.advance(2 * STEP)
         assert backups.backup_service(b.id).get().phase == types.BackupPhase.SUCCEEDED
         with pytest.raises(sdk.NotFoundError):
             transfers.image_transfer_service(str(uuid.uuid4())).get()

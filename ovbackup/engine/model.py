@@ -203,6 +203,8 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class ImageTransfer:
+    """``disk_id`` is the engine's ``<image id>``; the reply never names the backup."""
+
     id: str | None = None
     phase: ImageTransferPhase | None = None
     transfer_url: str | None = None
@@ -210,7 +212,6 @@ class ImageTransfer:
     transferred: int | None = None
     inactivity_timeout: int | None = None
     disk_id: str | None = None
-    backup_id: str | None = None
     host_id: str | None = None
     direction: str | None = None
 

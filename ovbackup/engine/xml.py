@@ -260,6 +260,8 @@ def cluster_from(el: Element) -> Cluster:
 
 
 def image_transfer_from(el: Element) -> ImageTransfer:
+    """The engine names the disk ``<image id=DISK/>`` and sends neither ``<disk>`` nor ``<backup>``
+    (ImageTransferMapper), whatever the request said."""
     return ImageTransfer(
         id=_ids(el, "image_transfer"),
         phase=_enum(el, "phase", ImageTransferPhase),
@@ -267,8 +269,7 @@ def image_transfer_from(el: Element) -> ImageTransfer:
         proxy_url=_text(el, "proxy_url") or None,
         transferred=_int(el, "transferred"),
         inactivity_timeout=_int(el, "inactivity_timeout"),
-        disk_id=_ref(el, "disk"),
-        backup_id=_ref(el, "backup"),
+        disk_id=_ref(el, "image"),
         host_id=_ref(el, "host"),
         direction=_text(el, "direction"),
     )
