@@ -1,7 +1,11 @@
 """The fake engine serving 10,000 backups of one VM: ``ovbackup list VM -o json`` against the official
 SDK's ``backups_service().list()`` on the same server — wall time and peak RSS of each client process.
 
-    python benchmarks/scale.py [--backups 10000] [--runs 5]
+    python benchmarks/scale.py [--backups 10000] [--runs 5] [--flow legacy|hybrid]
+
+The backups look like a real engine's list (the fake's scale mode, ``add_backups``): the finalize
+action, the disks link, both dates, a description, from/to checkpoint ids, the VM, and in the legacy
+flow (the default here: the larger reply) the host.
 
 Targets (issue 2): ovbackup at most 0.8 times the SDK's wall time, peak RSS at most the SDK's. Figures only.
 The engine runs in this process; each client is a fresh process, measured with os.wait4.
@@ -73,9 +77,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backups", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--flow", choices=("legacy", "hybrid"), default="legacy")
     args = parser.parse_args()
 
-    with FakeEngine(phase_seconds=0) as engine, tempfile.TemporaryDirectory() as tmp:
+    legacy = args.flow == "legacy"
+    with FakeEngine(phase_seconds=0, legacy=legacy) as engine, tempfile.TemporaryDirectory() as tmp:
         vm = engine.add_vm("web01", disks=[DiskSpec(alias="web01_os")])
         engine.add_backups(vm.id, args.backups)
         password = Path(tmp) / "password"
@@ -97,7 +103,8 @@ def main() -> None:
                 seconds, rss, _ = measure(argv, env)
                 results[label].append((seconds, rss))
 
-    print(f"{args.backups} backups, {args.runs} runs each, Python {sys.version.split()[0]}")
+    python = sys.version.split()[0]
+    print(f"{args.backups} backups ({args.flow} flow), {args.runs} runs each, Python {python}")
     print(f"{'client':<24}{'median s':>10}{'min s':>10}{'peak RSS MiB':>14}")
     medians = {}
     for label, rows in results.items():

@@ -19,6 +19,7 @@ import requests
 from conftest import Client, backup_ready, fault_of
 from defusedxml import DTDForbidden, EntitiesForbidden
 from ovirt_fake_engine import DiskSpec, FakeEngine, Vm
+from ovirt_fake_engine.pytest_plugin import BOTH_FLOWS
 from ovirtsdk4.reader import Reader
 
 GIB = 1024**3
@@ -164,6 +165,28 @@ def test_backups_list_empty_max_follow(engine: FakeEngine, client: Client, web01
     assert [d.alias for d in followed[0].disks] == ["web01_os", "web01_raw"]
     assert followed[0].disks[0].backup_mode == types.DiskBackupMode.FULL
     assert all(b.phase == types.BackupPhase.SUCCEEDED for b in followed)
+
+
+@BOTH_FLOWS
+def test_scale_mode_backups_carry_what_an_engine_lists(
+    engine: FakeEngine, client: Client, web01: Vm, backup_flow: str
+) -> None:
+    """add_backups (benchmarks/scale.py) must look like a real list: every element the engine sends."""
+    made = engine.add_backups(web01.id, 3)
+    r = client.get(f"/vms/{web01.id}/backups")
+    listed = Reader.read(r.content)
+    assert [b.id for b in listed] == [b.id for b in made]
+    for i, b in enumerate(listed):
+        assert b.description == "nightly" and b.vm.id == web01.id
+        assert b.creation_date.tzinfo is not None and b.modification_date.tzinfo is not None
+        assert b.to_checkpoint_id and b.from_checkpoint_id == (listed[i - 1].to_checkpoint_id if i else None)
+        assert b.disks.href == f"/ovirt-engine/api/vms/{web01.id}/backups/{b.id}/disks"
+        assert (b.host is not None) == (backup_flow == "legacy") and b.snapshot is None
+    for el in DET.fromstring(r.content):
+        actions = el.find("actions")
+        assert actions is not None
+        (finalize,) = list(actions)
+        assert finalize.get("rel") == "finalize" and finalize.get("href").endswith("/finalize")
 
 
 def test_backup_disks_modes(engine: FakeEngine, client: Client, web01: Vm) -> None:
