@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import resource
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import ovirtsdk4.types as types
 import pytest
@@ -135,6 +136,77 @@ def test_hostile_xml_is_refused_fast_and_small(body: bytes) -> None:
     with pytest.raises(ResponseError, match=r"hostile XML response from the engine \(DTDForbidden\)"):
         xml.parse_many(body, "backup", xml.backup_from)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 10_000  # KiB
+
+
+class Trickle:
+    """A streamed reply arriving a few bytes at a time (the prolog check must wait for the root)."""
+
+    def __init__(self, data: bytes, step: int = 7) -> None:
+        self.data, self.at, self.step = data, 0, step
+
+    def read(self, size: int = -1) -> bytes:
+        out = self.data[self.at : self.at + min(self.step, size if size > 0 else self.step)]
+        self.at += len(out)
+        return out
+
+
+HIDDEN = [
+    b'\xef\xbb\xbf<?xml version="1.0"?><!-- a comment --><?pi x?>\n' + EXTERNAL.split(b"\n", 1)[1],
+    EXTERNAL.decode().encode("utf-16"),  # not ASCII-compatible: the defusedxml path judges it
+    b"<!DOCTYPE backups>" + b"<backups/>",
+]
+
+
+@pytest.mark.parametrize("body", HIDDEN, ids=["after-bom-comment-pi", "utf-16", "bare-doctype"])
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_dtd_anywhere_before_the_root_is_refused(body: bytes, streamed: bool) -> None:
+    data: Any = Trickle(body) if streamed else body
+    with pytest.raises(ResponseError, match=r"hostile XML response from the engine \(DTDForbidden\)"):
+        xml.parse_many(data, "backup", xml.backup_from)
+
+
+def test_an_entity_without_a_dtd_is_malformed_not_read() -> None:
+    body = b'<backups><backup id="x"><description>&xxe;</description></backup></backups>'
+    with pytest.raises(ResponseError, match=r"malformed XML .*undefined entity"):
+        xml.parse_many(Trickle(body), "backup", xml.backup_from)
+
+
+def test_a_collection_reads_the_same_whole_streamed_or_through_defusedxml() -> None:
+    items = ENGINE_BACKUP.replace(b'id="B"', b'id="B1"') + ENGINE_BACKUP.replace(b'id="B"', b'id="B2"')
+    body = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<backups>' + items + b"</backups>"
+    whole = xml.parse_many(body, "backup", xml.backup_from)
+    assert [b.id for b in whole] == ["B1", "B2"]
+    assert xml.parse_many(Trickle(body), "backup", xml.backup_from) == whole
+    as_utf16 = body.replace(b"UTF-8", b"UTF-16").decode().encode("utf-16")  # the defusedxml path
+    assert xml.parse_many(as_utf16, "backup", xml.backup_from) == whole
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2022-03-21T06:29:02Z", datetime(2022, 3, 21, 6, 29, 2, tzinfo=UTC)),
+        (
+            "2022-03-21T06:29:02.6+02:00",
+            datetime(2022, 3, 21, 6, 29, 2, 600000, tzinfo=timezone(timedelta(hours=2))),
+        ),
+        (
+            " 2022-03-21T06:29:02.123456789-0430",
+            datetime(2022, 3, 21, 6, 29, 2, 123456, tzinfo=timezone(-timedelta(hours=4, minutes=30))),
+        ),
+        ("2022-03-21T06:29:02", datetime(2022, 3, 21, 6, 29, 2, tzinfo=UTC)),
+    ],
+)
+def test_dates_keep_their_offset_and_microseconds(text: str, expected: datetime) -> None:
+    got = xml.parse_datetime(text)
+    assert got == expected and got.utcoffset() == expected.utcoffset()
+
+
+@pytest.mark.parametrize(
+    "text", ["2022-03-21", "2022-03-21 06:29:02", "2022-13-21T06:29:02", "2022-03-21T06:29:02+4"]
+)
+def test_dates_the_engine_never_sends_are_refused(text: str) -> None:
+    with pytest.raises(ResponseError, match="invalid date"):
+        xml.parse_datetime(text)
 
 
 def test_fault_reader_tolerates_non_xml() -> None:
