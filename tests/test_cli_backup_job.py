@@ -373,7 +373,7 @@ def test_engine_refusing_the_incremental_falls_back_to_full(
 
 @BOTH_FLOWS
 def test_ctrl_c_while_waiting_for_ready_still_finalizes(dcli: Cli, data_engine: DataEngine) -> None:
-    data_engine.phase_seconds = 100  # engine-clock steps: only the fake sleeps move it, not a slow machine
+    data_engine.configure(phase_seconds=100)  # engine-clock steps: only the fake sleeps move it
     pressed: list[bool] = []
 
     def interrupt(_: float) -> None:

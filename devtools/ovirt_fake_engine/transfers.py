@@ -296,9 +296,9 @@ def _progress(state: EngineState, t: ImageTransfer, now: float) -> None:
         due = t.phase_since + state.phase_seconds
         if now < due:
             return
-        if t.phase == "resuming":
+        if t.phase == "resuming":  # handleResuming extends the ticket: no session, no transfer
             t.last_activity = due
-            _enter(t, "transferring", due)
+            _enter(t, "transferring" if t.session else "paused_system", due)
         elif nxt is None:
             _start_session(state, t, due)
         elif nxt == "finished_success" and t.upload and not disk_transfers.verified(state, t):
