@@ -301,7 +301,7 @@ def test_backup_of_a_restored_vm(data_engine: DataEngine, tmp_path: Any) -> None
     api.ok(api.call("POST", f"/imagetransfers/{bt.id}/finalize", "<action/>"))
     eng.advance(STEP)
     api.ok(api.call("POST", f"/vms/{vm.id}/backups/{b.id}/finalize", "<action/>"))
-    eng.advance(STEP)
+    eng.advance(2 * STEP)  # hybrid (the default): ready for a step after finalize, then finalizing
 
     eng.write_disk(d.id, 0, MiB, 0x7A)
     inc = types.Backup(disks=[types.Disk(id=d.id)], from_checkpoint_id=b.to_checkpoint_id)
