@@ -24,7 +24,7 @@ class ExitCode(IntEnum):
     BACKUP_FAILED = 8  # the backup (or a transfer, or a verification) ended in failure
     LOCKED = 9  # another ovbackup run holds the VM's lock
     INCOMPLETE = 10  # a run over several VMs: at least one failed or was skipped
-    HANGUP = 129  # SIGHUP (the terminal or ssh session went away)
+    HANGUP = 129  # SIGHUP (the terminal or SSH session went away)
     INTERRUPTED = 130  # Ctrl-C (SIGINT)
     TERMINATED = 143  # SIGTERM
 
@@ -134,8 +134,30 @@ class TransferError(OvbackupError):
     exit_code = ExitCode.BACKUP_FAILED
 
 
+def human_size(value: int | None) -> str:
+    """Bytes for people, binary units (what messages and tables show): 67108864 → '64.0 MiB'."""
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
 class SpaceError(ConfigError):
-    """Not enough free space in the backup directory for the data to transfer."""
+    """Not enough free space in the backup directory for the data to transfer (exit 2: use another --dir)."""
+
+    @classmethod
+    def needing(cls, what: str, *, needed: int, margin: int, free: int) -> SpaceError:
+        """``what`` needs ``needed`` bytes plus the safety margin; say all three in human units."""
+        total = needed + margin
+        parts = f" ({human_size(needed)} of data + {human_size(margin)} safety margin)" if margin else ""
+        return cls(
+            f"{what}: {human_size(total)} needed{parts}, {human_size(max(free, 0))} free",
+            hint="free some space or use another --dir",
+        )
 
 
 class LockedError(OvbackupError):
@@ -149,16 +171,25 @@ class IncompleteError(OvbackupError):
 
 
 class Terminated(BaseException):
-    """Raised by ovbackup's SIGTERM handler so cleanup runs exactly as for Ctrl-C."""
+    """Raised by ovbackup's SIGTERM handler so cleanup runs exactly as for Ctrl-C.
+
+    The exit status is 128 + the signal's number, as a shell reports a death by that signal.
+    """
+
+    exit_code = ExitCode.TERMINATED
+    what = "terminated"
 
 
 class HungUp(Terminated):
     """Raised by the SIGHUP handler of the commands that create things (restore, export) and of fleet
     backups: the same cleanup as SIGTERM, exit 129."""
 
+    exit_code = ExitCode.HANGUP
+    what = "hung up"
+
 
 class Interrupted(OvbackupError):
-    """Raised in place of KeyboardInterrupt / SIGTERM once cleanup ran, to exit 130 / 143."""
+    """Raised in place of KeyboardInterrupt / SIGTERM / SIGHUP once cleanup ran, to exit 130 / 143 / 129."""
 
     exit_code = ExitCode.INTERRUPTED
 

@@ -2,6 +2,7 @@
 
 The fake engine's own fixtures (``engine``, ``tls_engine``, ``data_engine``, ``dataplane``, ``web01``, …)
 come from its pytest plugin, ``ovirt_fake_engine.pytest_plugin`` (devtools/), loaded by its entry point.
+The suite's CI rules (skips fail in CI, random order) are in the top-level conftest.py.
 """
 
 from __future__ import annotations

@@ -255,3 +255,15 @@ def test_extra_headers_and_query_reach_every_request(cli: Cli, engine: FakeEngin
     assert api and all(q.headers.get("X-Trace") == "abc" for q in api)
     assert all(q.query.get("all_content") == ["true"] for q in api)
     assert all(q.headers.get("Version") == "4" for q in api)
+
+
+def test_debug_logging_of_one_run_does_not_leak_into_the_next(cli: Cli, web01: Vm) -> None:
+    import logging
+
+    logger = logging.getLogger("ovbackup")
+    before = (list(logger.handlers), logger.level, logger.propagate)
+    debugged = cli("--debug", "list", "web01")
+    assert debugged.code == 0 and "ovbackup: debug:" in debugged.stderr
+    assert (list(logger.handlers), logger.level, logger.propagate) == before
+    quiet = cli("list", "web01")
+    assert quiet.code == 0 and "debug" not in quiet.stderr

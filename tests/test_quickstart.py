@@ -82,9 +82,29 @@ def test_every_command_has_help_and_appears_in_the_readme() -> None:
         assert group.commands[last].help, f"`{name}` has no help"  # type: ignore[attr-defined]
 
 
+def readme_exit_codes(readme: str = README) -> dict[int, str]:
+    """The README's exit-code table, row by row: {code: meaning}; a row may hold several codes (130 / 143)."""
+    section = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    assert rows[:2] and [c.strip() for c in rows[0].strip("|").split("|")] == ["code", "meaning"], rows[:2]
+    codes: dict[int, str] = {}
+    for row in rows[2:]:  # after the header and the |---| line
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        assert len(cells) == 2 and cells[1], f"malformed exit-code row: {row!r}"
+        for code in cells[0].split("/"):
+            assert code.strip().isdigit(), f"not an exit code: {code!r} in {row!r}"
+            codes[int(code)] = cells[1]
+    return codes
+
+
 def test_every_exit_code_is_in_the_readme() -> None:
     from ovbackup.errors import ExitCode
 
-    table = README.split("## Exit codes", 1)[1]
-    for code in ExitCode:
-        assert re.search(rf"\|\s*[^|]*\b{int(code)}\b[^|]*\|", table), f"exit code {int(code)} missing"
+    documented = readme_exit_codes()
+    assert set(documented) == {int(c) for c in ExitCode}
+
+
+def test_the_exit_code_table_parser_notices_a_missing_row() -> None:
+    for code in (2, 9):  # the rows a regex across lines used to find anyway
+        row = next(line for line in README.splitlines() if line.startswith(f"| {code} |"))
+        assert code not in readme_exit_codes(README.replace(row + "\n", ""))

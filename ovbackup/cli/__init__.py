@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 # typer (>= 0.29) vendors click; click's exceptions (bad flags, usage) derive from the public
 # typer.TyperException, so that is the one name caught here.
 from typer import Abort, TyperException
 
-from ovbackup.errors import ExitCode, HungUp, OvbackupError, Terminated
+from ovbackup.errors import ExitCode, OvbackupError, Terminated
 
 PROG_NAME = "ovbackup"
 # The variable the completion scripts in completions/ set to ask for completions instead of a run.
@@ -25,8 +25,12 @@ def _print_error(text: str) -> None:
     sys.stderr.flush()
 
 
-def _debug_logging() -> None:
-    """Send ovbackup's debug log to the current stderr (its own handler: the root logger may be taken)."""
+def _debug_logging() -> Callable[[], None]:
+    """Send ovbackup's debug log to the current stderr (its own handler: the root logger may be taken).
+
+    Returns what puts the logger back as it was, so one in-process run (a test, an embedding program)
+    never leaks its log level and handler into the next.
+    """
     import logging  # here, not at the top: ~3 ms on every run, --help and TAB included
 
     class StderrHandler(logging.Handler):
@@ -35,9 +39,15 @@ def _debug_logging() -> None:
             sys.stderr.write(f"ovbackup: debug: +{elapsed:.3f}s {self.format(record)}\n")
 
     logger = logging.getLogger("ovbackup")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+
+    def restore() -> None:
+        logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+
     logger.handlers[:] = [StderrHandler()]
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
+    return restore
 
 
 def _register_completion() -> None:
@@ -55,8 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the exit status (the console script passes it to sys.exit)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    if debug:
-        _debug_logging()
+    restore_logging = _debug_logging() if debug else None
+    try:
+        return _run(args, debug)
+    finally:
+        if restore_logging is not None:
+            restore_logging()
+
+
+def _run(args: list[str], debug: bool) -> int:
     if os.environ.get(COMPLETE_VAR):
         # add_completion=False keeps --install-completion out of the help, and with it typer's call to
         # completion_init(), which registers the bash/zsh/fish handlers this request needs.
@@ -97,12 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _print_error("interrupted")
         return ExitCode.INTERRUPTED
-    except HungUp:
-        _print_error("hung up")
-        return ExitCode.HANGUP
-    except Terminated:
-        _print_error("terminated")
-        return ExitCode.TERMINATED
+    except Terminated as e:
+        _print_error(e.what)
+        return e.exit_code
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (e.g. `| head`); nothing more to say
         return ExitCode.ERROR

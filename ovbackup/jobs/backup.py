@@ -17,10 +17,9 @@ from ovbackup.engine.services import SystemService, VmBackupsService, VmService
 from ovbackup.errors import (
     BackupFailedError,
     ConfigError,
-    ExitCode,
-    HungUp,
     Interrupted,
     NotFoundError,
+    OvbackupError,
     RefusedError,
     Terminated,
 )
@@ -218,16 +217,15 @@ def run_backup(
         except BaseException as e:
             closed = finish_after_failure(service, vm_name, opts.finish_timeout, reporter)
             if point is not None:
-                catalog.record(replace(point, complete=False, finished=timestamp()))
+                try:
+                    catalog.record(replace(point, complete=False, finished=timestamp()))
+                except OvbackupError as failed:  # a full disk: it stays recorded as started, incomplete
+                    reporter.note(f"could not record the end of restore point {point.name}: {failed}")
             state = "finished" if closed else f"NOT finished: run `ovbackup cleanup {vm_name}`"
             if isinstance(e, KeyboardInterrupt):
                 raise Interrupted(f"interrupted; backup {backup_id} {state}") from None
-            if isinstance(e, HungUp):
-                raise Interrupted(f"hung up; backup {backup_id} {state}", exit_code=ExitCode.HANGUP) from None
             if isinstance(e, Terminated):
-                raise Interrupted(
-                    f"terminated; backup {backup_id} {state}", exit_code=ExitCode.TERMINATED
-                ) from None
+                raise Interrupted(f"{e.what}; backup {backup_id} {state}", exit_code=e.exit_code) from None
             raise
         try:
             result = finalize_backup(

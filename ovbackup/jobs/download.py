@@ -10,6 +10,7 @@ caller can finalize the backup (the engine refuses that while a transfer is open
 from __future__ import annotations
 
 import concurrent.futures as cf
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -17,7 +18,15 @@ from pathlib import Path
 
 from ovbackup.engine.model import Backup, BackupPhase, Disk, DiskBackupMode
 from ovbackup.engine.services import ImageTransfersService, SystemService
-from ovbackup.errors import ExitCode, NotFoundError, OvbackupError, StateError, Terminated, TransferError
+from ovbackup.errors import (
+    ExitCode,
+    NotFoundError,
+    OvbackupError,
+    SpaceError,
+    StateError,
+    Terminated,
+    TransferError,
+)
 from ovbackup.imageio.client import ImageioSession, Progress, download, image_checksum
 from ovbackup.imageio.images import commit_overlay, copy_sparse
 from ovbackup.jobs.capture import capture_config
@@ -124,7 +133,7 @@ def _download_disk(job: _Job, disk: Disk) -> Unsealed:
     session = ImageioSession(url, cafile=opts.cafile, secure=opts.secure)
     try:
         extents = session.extents(incremental=previous is not None)
-        job.transfers.reserve(job.catalog.dir, extents.data, opts.space_margin)
+        job.transfers.reserve(job.catalog.dir, extents.data, opts.space_margin, f"disk {disk.label}")
         final = job.catalog.dir / disk_file_name(job.point, disk.id, disk.name, mode, opts.fmt)
         partial = final.with_name(final.name + PARTIAL)
         job.reporter.disk_started(disk, mode, extents.data, extents.size)
@@ -133,6 +142,13 @@ def _download_disk(job: _Job, disk: Disk) -> Unsealed:
             fetch_started = time.monotonic()
             _fetch(url, proxy, partial, previous, job.catalog, opts, progress)
             download_seconds = time.monotonic() - fetch_started
+        except SpaceError:  # the space was there when we checked: another writer took it
+            raise SpaceError.needing(
+                f"no space left in {job.catalog.dir} while writing {final.name}",
+                needed=extents.data,
+                margin=opts.space_margin,
+                free=shutil.disk_usage(job.catalog.dir).free,
+            ) from None
         finally:
             job.transfers.release(extents.data)
         checksum = _verify_checksum(session, disk, partial) if opts.verify else None
@@ -243,6 +259,8 @@ def download_backup(
         cf.wait(futures, timeout=60)
         transfers.cancel_all(reporter)  # transfers created while we were cancelling
         pool.shutdown(wait=False, cancel_futures=True)
+        for path in catalog.dir.glob(f"{point.name}.*{PARTIAL}"):  # never complete; frees a full disk
+            path.unlink(missing_ok=True)
         raise
     pool.shutdown(wait=True)
     fallback = "; ".join(fallbacks) if fallbacks else point.fallback
@@ -338,7 +356,7 @@ def run_download(
             )
             point = pending.start_sealing().result()
         except (KeyboardInterrupt, Terminated) as e:
-            code = ExitCode.TERMINATED if isinstance(e, Terminated) else ExitCode.INTERRUPTED
+            code = e.exit_code if isinstance(e, Terminated) else ExitCode.INTERRUPTED
             raise interrupted_while(vm_name, backup_id, "downloading", exit_code=code) from None
         except OvbackupError:
             # The transfers are cancelled; the backup stays open, as `download` promises.

@@ -119,14 +119,14 @@ class OpenTransfers:
             self.open.pop(transfer_id, None)
         self._release(transfer_id)
 
-    def reserve(self, directory: Path, needed: int, margin: int) -> None:
-        """Promise ``needed`` bytes of ``directory``'s free space to one download, or fail early."""
+    def reserve(self, directory: Path, needed: int, margin: int, what: str) -> None:
+        """Promise ``needed`` bytes of ``directory``'s free space to one download (``what``), or fail
+        early; ``margin`` more must stay free (qcow2 metadata, the catalog, other writers)."""
         with self.lock:
             free = shutil.disk_usage(directory).free - self.reserved
             if needed + margin > free:
-                raise SpaceError(
-                    f"not enough space in {directory}: {needed} bytes to download, {max(free, 0)} free",
-                    hint="free some space or use another --dir",
+                raise SpaceError.needing(
+                    f"not enough space in {directory} for {what}", needed=needed, margin=margin, free=free
                 )
             self.reserved += needed
 

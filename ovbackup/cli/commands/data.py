@@ -78,18 +78,20 @@ def _download_options(
 
 
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into an exception in the main thread so the same cleanup runs as for Ctrl-C."""
-    from ovbackup.errors import Terminated
+def signals_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into an exception in the main thread, so the same teardown runs as for
+    Ctrl-C: systemd stopping a unit and an SSH session dropping must not leave the VM in backup mode."""
+    from ovbackup.errors import HungUp, Terminated
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise Terminated()
+        raise HungUp() if signum == signal.SIGHUP else Terminated()
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def emit_point(s: "Settings", point: "RestorePoint") -> None:
@@ -149,7 +151,7 @@ def download_cmd(
     root = _backup_dir(s)
     opts = _download_options(s, fmt, False, max_workers, parallel_disks)
     require_tools()
-    with connect(ctx, s) as connection, sigterm_as_interrupt():
+    with connect(ctx, s) as connection, signals_as_interrupt():
         reporter = make_reporter()
         try:
             point = run_download(
@@ -355,7 +357,7 @@ def _backup_one(
     from ovbackup.engine.services import SystemService
     from ovbackup.jobs.backup import run_backup
 
-    with connect(ctx, s) as connection, sigterm_as_interrupt():
+    with connect(ctx, s) as connection, signals_as_interrupt():
         reporter = make_reporter()
         try:
             point = run_backup(SystemService(connection), vm, root, opts, reporter, engine_url=connection.url)

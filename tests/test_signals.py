@@ -1,0 +1,92 @@
+"""Signals and bad luck from outside, on a real ``ovbackup`` process: SIGINT, SIGTERM and SIGHUP (an SSH
+session dropping) run the same teardown — transfers cancelled, the backup finalized — and exit 130 / 143 /
+129; the restore point stays incomplete. Real data path: the fake engine's imageio daemon and qemu-nbd."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from ovirt_fake_engine.demo import DataEngine
+
+
+def environment(engine: DataEngine, tmp_path: Path) -> dict[str, str]:
+    password = tmp_path / "password"
+    password.write_text(engine.password + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OVIRT_", "OVBACKUP_", "NO_COLOR"))}
+    env.update(
+        OVIRT_URL=engine.url,
+        OVIRT_USERNAME=engine.username,
+        OVBACKUP_DIR=str(tmp_path / "backups"),
+        XDG_CONFIG_HOME=str(tmp_path / "xdg"),
+    )
+    return env
+
+
+def start_backup(engine: DataEngine, tmp_path: Path, *args: str, **popen: object) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "ovbackup", "--password-file", str(tmp_path / "password")]
+    return subprocess.Popen(
+        [*argv, "-o", "json", "backup", "web01", *args],
+        env=environment(engine, tmp_path),
+        text=True,
+        **popen,  # type: ignore[call-overload]
+    )
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def catalog_points(tmp_path: Path) -> list[dict[str, object]]:
+    manifest = tmp_path / "backups" / "web01" / "catalog.json"
+    return json.loads(manifest.read_text())["points"] if manifest.exists() else []
+
+
+def assert_nothing_left_open(engine: DataEngine) -> None:
+    assert engine.open_transfers() == []
+    assert engine.open_backups(engine.web01.id) == []
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "said"),
+    [
+        (signal.SIGHUP, 129, "hung up"),
+        (signal.SIGTERM, 143, "terminated"),
+        (signal.SIGINT, 130, "interrupted"),
+    ],
+)
+@pytest.mark.parametrize("moment", ["waiting for ready", "downloading"])
+def test_a_signal_runs_the_teardown(
+    data_engine: DataEngine, tmp_path: Path, sig: int, code: int, said: str, moment: str
+) -> None:
+    data_engine.phase_seconds = 1.0  # a second per phase: the signal lands while we wait
+    proc = start_backup(data_engine, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        if moment == "waiting for ready":
+            wait_until(lambda: bool(data_engine.open_backups(data_engine.web01.id)), "the backup to start")
+        else:
+            wait_until(lambda: bool(data_engine.open_transfers()), "an image transfer")
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    error = [line for line in err.splitlines() if line.startswith("ovbackup: error:")]
+    assert len(error) == 1 and error[0].startswith(f"ovbackup: error: {said}; backup "), err
+    assert error[0].endswith(" finished"), err
+    assert "finalized backup" in err
+    assert_nothing_left_open(data_engine)
+    assert out == ""  # no restore point printed
+    assert all(p["complete"] is False for p in catalog_points(tmp_path))
