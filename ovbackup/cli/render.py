@@ -16,6 +16,9 @@ from enum import Enum
 from typing import Any, Generic, TypeVar
 
 from ovbackup.engine.model import Backup, Checkpoint, Disk, VmSummary
+from ovbackup.errors import human_size
+
+__all__ = ["human_size"]  # re-exported: tables and reporters show sizes as errors do
 
 T = TypeVar("T")
 
@@ -49,17 +52,6 @@ def human_date(value: datetime | None) -> str:
     if value is None:
         return "-"
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def human_size(value: int | None) -> str:
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def show_value(value: Any) -> str:

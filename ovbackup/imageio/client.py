@@ -9,6 +9,8 @@ and writes qcow2 overlays through a local qemu-nbd. It needs ``qemu-img``/``qemu
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import threading
 from collections.abc import Callable
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ovbackup.errors import ConfigError, TransferError
+from ovbackup.errors import ConfigError, SpaceError, TransferError
 
 
 def require_tools(
@@ -144,10 +146,20 @@ def download(
             backing_file=backing_file,
             backing_format=backing_format,
         )
-    except (OSError, RuntimeError, ValueError) as e:
-        raise TransferError(f"download of {dest.name} failed: {e}") from None
-    except Exception as e:  # imageio raises its own error types (http errors, nbd errors)
+    except Exception as e:  # imageio raises its own error types (http errors, nbd errors) too
+        if no_space_left(e):
+            raise SpaceError(f"no space left on the device writing {dest}") from None
+        if isinstance(e, (OSError, RuntimeError, ValueError)):
+            raise TransferError(f"download of {dest.name} failed: {e}") from None
         raise TransferError(f"download of {dest.name} failed: {type(e).__name__}: {e}") from None
+
+
+def no_space_left(e: BaseException) -> bool:
+    """ENOSPC, from our own writes or reported by qemu-nbd through imageio's NBD client (its
+    ``ReplyError: Writing to file failed: [Error 28] No space left on device`` carries no errno)."""
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return True
+    return os.strerror(errno.ENOSPC) in str(e)
 
 
 def upload(

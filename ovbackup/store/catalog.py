@@ -9,16 +9,18 @@ complete; a partial file is never a backing file and the next run deletes it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shutil
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ovbackup.errors import ConfigError, NotFoundError
+from ovbackup.errors import ConfigError, NotFoundError, SpaceError
 from ovbackup.store.lock import hold_lock
 from ovbackup.store.vmconfig import VmConfig, config_file_name, encode
 
@@ -145,12 +147,17 @@ def disk_file_name(point: str, disk_id: str, alias: str | None, mode: str, fmt: 
 
 
 def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` whole or not at all; a failure (a full disk) leaves no temp file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
 
 
@@ -213,7 +220,18 @@ class Catalog:
             "vm_name": self.vm_name,
             "points": [p.to_json() for p in sorted(points, key=lambda p: p.name)],
         }
-        write_atomically(self.manifest, json.dumps(document, indent=2).encode() + b"\n")
+        data = json.dumps(document, indent=2).encode() + b"\n"
+        try:
+            write_atomically(self.manifest, data)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise SpaceError.needing(
+                    f"no space left in {self.dir} to write {self.manifest.name}",
+                    needed=len(data),
+                    margin=0,
+                    free=shutil.disk_usage(self.dir).free,
+                ) from None
+            raise ConfigError(f"cannot write catalog {self.manifest}: {e.strerror or e}") from None
 
     def write(self, points: list[RestorePoint]) -> None:
         """Replace every restore point at once (atomically): prune's catalog switch."""
