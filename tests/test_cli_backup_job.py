@@ -7,6 +7,7 @@ import fcntl
 import os
 import signal
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -420,3 +421,70 @@ def test_a_broken_local_chain_forces_a_full_backup(
     r = backup(dcli)
     assert r.code == 0, r.stderr
     assert r.json()["mode"] == "full" and "backing chain are missing" in r.json()["fallback"]
+
+
+@pytest.mark.parametrize("presses", [2, 3])
+def test_ctrl_c_during_the_teardown(
+    dcli: Cli, data_engine: DataEngine, monkeypatch: pytest.MonkeyPatch, presses: int
+) -> None:
+    real_update = transfer.Progress.update
+    pressed: list[str] = []
+
+    def first(self: transfer.Progress, n: int) -> None:
+        if not pressed:
+            pressed.append("download")
+            os.kill(os.getpid(), signal.SIGINT)
+        real_update(self, n)
+
+    def more(_: float) -> None:  # the next presses land while the teardown waits for the engine
+        # (in the main thread, as a real Ctrl-C: worker threads poll their transfers too)
+        if pressed and len(pressed) < presses and threading.current_thread() is threading.main_thread():
+            pressed.append("teardown")
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(transfer.Progress, "update", first)
+    dcli.time.on_sleep = more
+    r = backup(dcli)
+    assert r.code == 130, r.stderr
+    assert len(pressed) == presses
+    assert "interrupted: still finishing backup" in r.stderr  # the second press is answered
+    (error,) = r.error_lines
+    if presses == 2:  # the teardown went on to the end
+        assert "finalized backup" in r.stderr and error.endswith(" finished")
+        assert_nothing_left_open(data_engine)
+    else:  # a third press abandons it, and says why and what to do
+        assert "could not finalize backup" in r.stderr and "interrupted twice while finishing it;" in r.stderr
+        assert error.endswith("NOT finished: run `ovbackup cleanup web01`")
+        assert dcli("cleanup", "web01", "--yes").code == 0
+        assert_nothing_left_open(data_engine)
+
+
+def test_a_finalize_that_times_out_keeps_the_files_in_an_incomplete_point(
+    dcli: Cli, data_engine: DataEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ovbackup.engine.services import VmBackupService
+
+    real_finalize = VmBackupService.finalize
+
+    def stuck(self: VmBackupService, **kwargs: Any) -> Any:  # the engine takes it and never finishes
+        data_engine.phase_seconds = 1e9
+        return real_finalize(self, **kwargs)
+
+    monkeypatch.setattr(VmBackupService, "finalize", stuck)
+    r = backup(dcli)
+    assert r.code == 6, r.stderr
+    (stuck,) = dcli("-o", "json", "catalog", "web01").json()
+    assert stuck["complete"] is False and stuck["finished"] is None and len(stuck["disks"]) == 2
+    on_disk = {p.name for p in point_dir(tmp_path).iterdir() if not p.name.startswith(("catalog", "."))}
+    assert on_disk == {d["file"] for d in stuck["disks"]}  # every file is in the catalog: none orphaned
+
+    monkeypatch.setattr(VmBackupService, "finalize", real_finalize)
+    data_engine.phase_seconds = 0.05
+    again = backup(dcli)
+    assert again.code == 0, again.stderr
+    assert f"finishing its backup {stuck['backup_id']}" in again.stderr
+    assert again.json()["mode"] == "full"  # never an incremental on the unconfirmed point
+    points = dcli("-o", "json", "catalog", "web01").json()
+    assert [(p["complete"], len(p["disks"])) for p in points] == [(False, 2), (True, 2)]
+    assert points[0]["finished"] is not None
+    assert_nothing_left_open(data_engine)

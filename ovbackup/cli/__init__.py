@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TextIO
 
 # typer (>= 0.29) vendors click; click's exceptions (bad flags, usage) derive from the public
 # typer.TyperException, so that is the one name caught here.
@@ -20,9 +21,34 @@ PROG_NAME = "ovbackup"
 COMPLETE_VAR = "_OVBACKUP_COMPLETE"
 
 
+def reader_gone(stream: TextIO) -> None:
+    """The reader of ``stream`` went away (EPIPE from `| head`, EIO from a closed terminal): send the rest
+    to /dev/null at the file-descriptor level, so later writes and the interpreter's final flush succeed
+    (a failed final flush would turn the exit status into 120). Streams without a descriptor (a test's
+    capture) are left alone."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def write_stderr(text: str) -> None:
+    """Write a message on stderr. Never raises: a closed pipe or terminal must not stop a job, and above
+    all not its teardown (the VM would stay in backup mode)."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):  # ValueError: the stream was closed
+        reader_gone(sys.stderr)
+
+
 def _print_error(text: str) -> None:
-    sys.stderr.write(f"ovbackup: error: {text}\n")
-    sys.stderr.flush()
+    write_stderr(f"ovbackup: error: {text}\n")
 
 
 def _debug_logging() -> Callable[[], None]:
@@ -36,7 +62,7 @@ def _debug_logging() -> Callable[[], None]:
     class StderrHandler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             elapsed = record.relativeCreated / 1000
-            sys.stderr.write(f"ovbackup: debug: +{elapsed:.3f}s {self.format(record)}\n")
+            write_stderr(f"ovbackup: debug: +{elapsed:.3f}s {self.format(record)}\n")
 
     logger = logging.getLogger("ovbackup")
     saved = (list(logger.handlers), logger.level, logger.propagate)
@@ -118,7 +144,7 @@ def _run(args: list[str], debug: bool) -> int:
         _print_error(e.what)
         return e.exit_code
     except BrokenPipeError:
-        sys.stderr.close()  # the reader went away (e.g. `| head`); nothing more to say
+        reader_gone(sys.stdout)  # the reader went away (e.g. `| head`): the data could not be written
         return ExitCode.ERROR
     except Exception as e:
         if debug:

@@ -105,5 +105,6 @@ def connect(ctx: typer.Context, s: "Settings") -> Iterator["Connection"]:
 
 def note(text: str) -> None:
     """A message for the person (stderr), never mixed with the data on stdout."""
-    sys.stderr.write(f"ovbackup: {text}\n")
-    sys.stderr.flush()
+    from ovbackup.cli import write_stderr
+
+    write_stderr(f"ovbackup: {text}\n")

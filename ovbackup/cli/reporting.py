@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from ovbackup.cli import reader_gone, write_stderr
 from ovbackup.cli.render import human_size
 from ovbackup.engine.model import Disk
 from ovbackup.engine.polling import OnPoll
@@ -21,11 +24,8 @@ def status_line() -> OnPoll | None:
         return None
 
     def show(text: str | None, elapsed: float) -> None:
-        try:
-            sys.stderr.write(f"\r\033[K{text} ({elapsed:.0f} s)" if text is not None else "\r\033[K")
-            sys.stderr.flush()
-        except OSError:  # a closed terminal must never break a wait (or the teardown after it)
-            pass
+        # never raises: a closed terminal must not break a wait (or the teardown after it)
+        write_stderr(f"\r\033[K{text} ({elapsed:.0f} s)" if text is not None else "\r\033[K")
 
     return show
 
@@ -41,8 +41,7 @@ class LineReporter:
 
     def _say(self, text: str) -> None:
         with self._lock:
-            sys.stderr.write(f"ovbackup: {text}\n")
-            sys.stderr.flush()
+            write_stderr(f"ovbackup: {text}\n")
 
     def note(self, text: str) -> None:
         self._say(text)
@@ -90,17 +89,27 @@ class BarReporter(LineReporter):
         self.total = self.progress.add_task("all disks", total=0)
         self.progress.start()
 
+    @contextmanager
+    def _drawing(self) -> Iterator[None]:
+        """Draw; a terminal that went away (SSH dropped: EIO) never raises into the job or its teardown."""
+        with self._lock:
+            try:
+                yield
+            except (OSError, ValueError):
+                reader_gone(sys.stderr)
+
     def note(self, text: str) -> None:
-        self.progress.console.print(f"ovbackup: {text}", markup=False, highlight=False)
+        with self._drawing():
+            self.progress.console.print(f"ovbackup: {text}", markup=False, highlight=False)
 
     def disk_started(self, disk: Disk, mode: str, data_bytes: int, size: int) -> None:
-        with self._lock:
+        with self._drawing():
             self.tasks[disk.id] = self.progress.add_task(f"{disk.label} ({mode})", total=size)
             total = self.progress.tasks[self.total].total or 0
             self.progress.update(self.total, total=total + size)
 
     def disk_progress(self, disk_id: str, done: int, size: int | None) -> None:
-        with self._lock:
+        with self._drawing():
             task = self.tasks.get(disk_id)
             if task is None:
                 return
@@ -113,11 +122,12 @@ class BarReporter(LineReporter):
 
     def waiting(self, text: str | None, elapsed: float) -> None:
         # Through the progress display itself: one live display at a time, never a second writer.
-        with self._lock:
+        with self._drawing():
             self.progress.update(self.total, description=f"{text} ({elapsed:.0f} s)" if text else "all disks")
 
     def close(self) -> None:
-        self.progress.stop()
+        with self._drawing():
+            self.progress.stop()
 
 
 def make_reporter() -> LineReporter:

@@ -21,6 +21,7 @@ from ovbackup.errors import (
     NotFoundError,
     OvbackupError,
     RefusedError,
+    StateError,
     Terminated,
 )
 from ovbackup.jobs.capture import capture_config
@@ -28,7 +29,7 @@ from ovbackup.jobs.checkpoints import trim_checkpoints
 from ovbackup.jobs.download import DownloadOptions, download_backup, new_point
 from ovbackup.jobs.lifecycle import finalize_backup, select_disks, wait_for_phase
 from ovbackup.jobs.reporter import Reporter
-from ovbackup.jobs.teardown import finish_after_failure
+from ovbackup.jobs.teardown import cancel_disk_transfers, finish_after_failure
 from ovbackup.jobs.transfers import TransferGate
 from ovbackup.store.catalog import Catalog, RestorePoint, timestamp
 from ovbackup.store.retention import chain_depth
@@ -132,6 +133,39 @@ def _start(
         raise
 
 
+def finish_abandoned(
+    system: SystemService, vm_service: VmService, catalog: Catalog, timeout: float, reporter: Reporter
+) -> None:
+    """Finish the backups of runs that died (SIGKILL, OOM, power loss): their points are still
+    unfinished in the catalog. Cancel the open transfers of the VM's disks, finalize the backup, mark
+    the point ended (incomplete) and go on; if the engine will not let go, fail before starting anew."""
+    abandoned = catalog.unfinished()
+    if not abandoned:
+        return
+    disks = {a.disk.id for a in vm_service.disk_attachments()}
+    cancel_disk_transfers(system.image_transfers_service(), disks, reporter)
+    for point in abandoned:
+        reporter.note(
+            f"restore point {point.name} was left unfinished by an earlier run (killed?); "
+            f"finishing its backup {point.backup_id}"
+        )
+        service = vm_service.backups_service().backup_service(point.backup_id)
+        if not finish_after_failure(service, catalog.vm_name, timeout, reporter):
+            raise StateError(
+                f"backup {point.backup_id} of an earlier run of VM {catalog.vm_name} could not be finished",
+                hint=f"run `ovbackup cleanup {catalog.vm_name}`, then try again",
+            )
+        recorded = {d.file for d in point.disks}
+        for path in sorted(catalog.dir.glob(f"{point.name}.*")):
+            if path.name not in recorded:  # sealed, but never recorded: nothing vouches for it
+                path.unlink(missing_ok=True)
+                reporter.note(f"removed {path.name}, never recorded by that run")
+        if point.disks:
+            catalog.record(replace(point, complete=False, finished=timestamp()))
+        else:  # nothing of it is left to remember
+            catalog.remove(point.name)
+
+
 def run_backup(
     system: SystemService,
     vm_ref: str | Vm,
@@ -160,6 +194,7 @@ def run_backup(
     catalog.ensure(vm.id)
     with catalog.lock(opts.lock_wait):
         check()
+        finish_abandoned(system, vm_service, catalog, opts.finish_timeout, reporter)
         for path in catalog.remove_partials():
             reporter.note(f"removed partial file {path.name} left by an earlier run")
         plan = plan_mode(catalog, vm_service, opts.mode, opts.download.fmt, opts.max_chain)
@@ -170,11 +205,22 @@ def run_backup(
         chosen = {d.id for d in selection.disks}
         config = capture_config(vm_service, vm, [a for a in attachments if a.disk.id in chosen], reporter)
         backups = vm_service.backups_service()
-        # Our id, chosen before the POST: whatever happens from here on (even Ctrl-C while the
-        # POST is in flight), teardown knows which backup to finalize.
+        # Our id, chosen before the POST and recorded in the catalog as an unfinished point: whatever
+        # happens from here on (Ctrl-C while the POST is in flight, even SIGKILL), teardown or the next
+        # run knows which backup to finalize.
         backup_id = str(uuid.uuid4())
         service = backups.backup_service(backup_id)
-        point: RestorePoint | None = None
+        point = new_point(
+            name=catalog.new_point_name(),
+            backup=Backup(id=backup_id, from_checkpoint_id=plan.from_checkpoint_id),
+            vm_id=vm.id,
+            vm_name=vm_name,
+            engine_url=engine_url,
+            fmt=opts.download.fmt,
+            fallback=plan.fallback,
+        )
+        catalog.record(point)
+        downloading = False
         try:
             backup, plan = _start(backups, backup_id, selection.disks, plan, opts, reporter)
             kind = f"incremental from {plan.from_checkpoint_id}" if plan.from_checkpoint_id else "full"
@@ -189,17 +235,16 @@ def run_backup(
                 on_poll=reporter.waiting,
                 interrupt=interrupt,
             )
-            point = new_point(
-                name=catalog.new_point_name(),
-                backup=backup,
-                vm_id=vm.id,
-                vm_name=vm_name,
-                engine_url=engine_url,
-                fmt=opts.download.fmt,
+            point = replace(
+                point,
+                mode="incremental" if backup.from_checkpoint_id else "full",
+                from_checkpoint_id=backup.from_checkpoint_id,
+                to_checkpoint_id=backup.to_checkpoint_id,
                 fallback=plan.fallback,
                 config=config,
             )
             catalog.record(point)  # visible (as incomplete) while it runs
+            downloading = True
             pending = download_backup(
                 system.image_transfers_service(),
                 backup,
@@ -215,12 +260,25 @@ def run_backup(
             point = pending.point
             sealing = pending.start_sealing()  # fsync, rename, hash while the engine finalizes
         except BaseException as e:
-            closed = finish_after_failure(service, vm_name, opts.finish_timeout, reporter)
-            if point is not None:
-                try:
+            # download_backup cancelled its transfers, unless a second Ctrl-C cut that short: cancel
+            # what is still open of the backup's disks too, before finalizing (the engine insists).
+            closed = finish_after_failure(
+                service,
+                vm_name,
+                opts.finish_timeout,
+                reporter,
+                transfers=system.image_transfers_service() if downloading else None,
+                disk_ids=[d.id for d in selection.disks],
+                failure=e,
+            )
+            try:
+                if closed and not downloading:  # nothing was fetched: nothing to remember
+                    catalog.remove(point.name)
+                elif closed:
                     catalog.record(replace(point, complete=False, finished=timestamp()))
-                except OvbackupError as failed:  # a full disk: it stays recorded as started, incomplete
-                    reporter.note(f"could not record the end of restore point {point.name}: {failed}")
+                # not closed: stays unfinished, so the next run finishes the backup first
+            except OvbackupError as failed:  # a full disk: it stays recorded as started, incomplete
+                reporter.note(f"could not record the end of restore point {point.name}: {failed}")
             state = "finished" if closed else f"NOT finished: run `ovbackup cleanup {vm_name}`"
             if isinstance(e, KeyboardInterrupt):
                 raise Interrupted(f"interrupted; backup {backup_id} {state}") from None
@@ -235,9 +293,16 @@ def run_backup(
                 vm_name=vm_name,
                 on_poll=reporter.waiting,
             )
-        finally:
-            point = sealing.result()  # the files are whole and named even if finalizing failed
+        except BaseException:
+            # Every disk is down and whole, but the engine did not confirm the backup (a timeout, a
+            # refusal, Ctrl-C): the point keeps its files, recorded so they are never orphans, and
+            # stays incomplete, so no incremental builds on it. Unfinished: the next run finishes the
+            # backup on the engine first.
+            catalog.record(sealing.result())
+            raise
+        point = sealing.result()  # the files got their final names while the engine finalized
         if result.backup is not None and result.backup.phase == BackupPhase.FAILED:
+            catalog.record(replace(point, finished=timestamp()))
             raise BackupFailedError(f"backup {backup_id} of VM {vm_name} failed while finalizing")
         point = replace(
             point,

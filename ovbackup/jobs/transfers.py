@@ -32,6 +32,11 @@ _TERMINAL = (
 )
 
 
+def is_open(transfer: ImageTransfer) -> bool:
+    """Not ended yet: the engine still counts it against the backup (finalize is refused)."""
+    return transfer.phase not in _TERMINAL
+
+
 class TransferGate:
     """Bounds the image transfers of a whole run: at most ``per_host`` through one host, ``total`` in all.
 

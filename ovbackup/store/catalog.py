@@ -263,6 +263,15 @@ class Catalog:
             moment += timedelta(milliseconds=1)
         return name
 
+    def unfinished(self) -> list[RestorePoint]:
+        """Points a run started and never ended (``finished`` unset): it was killed (SIGKILL, OOM, power
+        loss). Only meaningful under the VM's lock, which a live run holds."""
+        return [p for p in self.points() if p.finished is None and not p.complete]
+
+    def remove(self, name: str) -> None:
+        """Forget one point (its files are the caller's business)."""
+        self._save([p for p in self.points() if p.name != name])
+
     def complete_points(self) -> list[RestorePoint]:
         return [p for p in self.points() if p.complete]
 

@@ -307,10 +307,12 @@ def cleanup(
     timeout: TimeoutOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Finalize every unfinished backup of VM, so a new backup can start."""
+    """Finalize every unfinished backup of VM (cancelling its open image transfers first)."""
     from ovbackup.cli import render
-    from ovbackup.cli.reporting import status_line
+    from ovbackup.cli.reporting import LineReporter, status_line
+    from ovbackup.engine.services import SystemService
     from ovbackup.jobs.lifecycle import finalize_backup
+    from ovbackup.jobs.teardown import cancel_disk_transfers
 
     s = settings(ctx, output=output, timeout=timeout, debug=debug)
     with connect(ctx, s) as connection:
@@ -323,6 +325,10 @@ def cleanup(
         else:
             ids = ", ".join(str(b.id) for b in open_ones)
             confirm(f"Finalize {len(open_ones)} unfinished backup(s) of VM {name} ({ids})?", yes)
+            # The engine refuses to finalize while a transfer is open (a run that was killed left one).
+            disk_ids = {a.disk.id for a in vm_service.disk_attachments()}
+            transfers = SystemService(connection).image_transfers_service()
+            cancel_disk_transfers(transfers, disk_ids, LineReporter())
         finished = []
         for backup in open_ones:
             result = finalize_backup(
