@@ -433,6 +433,7 @@ def test_ctrl_c_during_the_teardown(
     def first(self: transfer.Progress, n: int) -> None:
         if not pressed:
             pressed.append("download")
+            data_engine.phase_seconds = 1.0  # engine steps now take (fake) sleeps: the next presses land
             os.kill(os.getpid(), signal.SIGINT)
         real_update(self, n)
 
