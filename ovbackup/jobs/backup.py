@@ -155,7 +155,7 @@ def finish_abandoned(
                 f"backup {point.backup_id} of an earlier run of VM {catalog.vm_name} could not be finished",
                 hint=f"run `ovbackup cleanup {catalog.vm_name}`, then try again",
             )
-        recorded = {d.file for d in point.disks}
+        recorded = {d.file for d in point.disks} | ({point.config_file} if point.disks else set())
         for path in sorted(catalog.dir.glob(f"{point.name}.*")):
             if path.name not in recorded:  # sealed, but never recorded: nothing vouches for it
                 path.unlink(missing_ok=True)
