@@ -104,7 +104,7 @@ def test_a_closed_pipe_never_stops_the_backup(data_engine: DataEngine, tmp_path:
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert first.startswith(b"ovbackup: started full backup"), first
+    assert first.startswith(b"ovbackup: "), first  # whatever it said first, the reader then left
     assert_nothing_left_open(data_engine)
     points = catalog_points(tmp_path)
     assert [p["complete"] for p in points] == [True]  # the backup itself went on to the end
