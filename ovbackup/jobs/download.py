@@ -248,8 +248,10 @@ def download_backup(
         str(backup.id), backup.from_checkpoint_id, point.name, catalog, transfers, opts, reporter, fallbacks
     )
     pool = cf.ThreadPoolExecutor(max_workers=max(1, opts.parallel_disks), thread_name_prefix="disk")
-    futures = [pool.submit(_download_disk, job, disk) for disk in disks]
-    try:
+    futures: list[cf.Future[Unsealed]] = []
+    try:  # submitting too: a Ctrl-C between two submits must still stop the threads already running
+        for disk in disks:
+            futures.append(pool.submit(_download_disk, job, disk))
         downloaded = [_result(f, interrupt) for f in futures]  # first failure raises here
     except BaseException:
         transfers.stopping.set()

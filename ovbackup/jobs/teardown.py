@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from ovbackup.engine.services import ImageTransfersService, VmBackupService
-from ovbackup.errors import NotFoundError, OvbackupError, Terminated
+from ovbackup.errors import NotFoundError, OvbackupError, RefusedError, Terminated
 from ovbackup.jobs.lifecycle import finalize_backup
 from ovbackup.jobs.reporter import Reporter
 from ovbackup.jobs.transfers import OpenTransfers, is_open
+
+# ACTION_TYPE_FAILED_ACTIVE_IMAGE_TRANSFER_FOR_VM_BACKUP (409, engine >= 4.5.1; ovirt-api.md §5.3)
+_ACTIVE_TRANSFER = "There is an active image transfer for VM backup"
 
 
 def cancel_disk_transfers(
@@ -54,6 +57,7 @@ def finish_after_failure(
     cancelling) already counts as that one more.
     """
     interruptions = 0
+    busy = 0  # finalize refused for a transfer still open (one a worker opened as we cancelled)
     if _is_interrupt(failure) and _is_interrupt(failure.__context__ if failure else None):
         interruptions = 1
         _still_finishing(failure, service.id, vm_name, reporter)
@@ -81,6 +85,16 @@ def finish_after_failure(
                 _still_finishing(e, service.id, vm_name, reporter)
                 continue
             reason = f"{_what(e)} twice while finishing it"
+        except RefusedError as e:
+            if (
+                transfers is not None
+                and disk_ids
+                and _ACTIVE_TRANSFER in f"{e.reason} {e.detail}"
+                and busy < 3
+            ):
+                busy += 1
+                continue  # cancel what is open now, and finalize again
+            reason = str(e) or type(e).__name__
         except OvbackupError as e:
             reason = str(e) or type(e).__name__
         reporter.note(
