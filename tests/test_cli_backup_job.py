@@ -433,7 +433,9 @@ def test_ctrl_c_during_the_teardown(
     def first(self: transfer.Progress, n: int) -> None:
         if not pressed:
             pressed.append("download")
-            data_engine.phase_seconds = 1.0  # engine steps now take (fake) sleeps: the next presses land
+            data_engine.configure(
+                phase_seconds=1.0
+            )  # engine steps now take (fake) sleeps: the next presses land
             os.kill(os.getpid(), signal.SIGINT)
         real_update(self, n)
 
@@ -468,7 +470,7 @@ def test_a_finalize_that_times_out_keeps_the_files_in_an_incomplete_point(
     real_finalize = VmBackupService.finalize
 
     def stuck(self: VmBackupService, **kwargs: Any) -> Any:  # the engine takes it and never finishes
-        data_engine.phase_seconds = 1e9
+        data_engine.configure(phase_seconds=1e9)
         return real_finalize(self, **kwargs)
 
     monkeypatch.setattr(VmBackupService, "finalize", stuck)
@@ -480,7 +482,7 @@ def test_a_finalize_that_times_out_keeps_the_files_in_an_incomplete_point(
     assert on_disk == {d["file"] for d in stuck["disks"]}  # every file is in the catalog: none orphaned
 
     monkeypatch.setattr(VmBackupService, "finalize", real_finalize)
-    data_engine.phase_seconds = 0.05
+    data_engine.configure(phase_seconds=0.05)
     again = backup(dcli)
     assert again.code == 0, again.stderr
     assert f"finishing its backup {stuck['backup_id']}" in again.stderr

@@ -68,7 +68,7 @@ def test_disk_full_while_downloading(
     filled: list[Path] = []
 
     def fill_up(self: transfer.Progress, n: int) -> None:
-        if not filled:
+        if not filled and self.size == 128 * MiB:  # web01_os has begun: another writer takes the rest
             filled.append(fill(small_fs))
         real_update(self, n)
 

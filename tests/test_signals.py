@@ -69,7 +69,7 @@ def assert_nothing_left_open(engine: DataEngine) -> None:
 def test_a_signal_runs_the_teardown(
     data_engine: DataEngine, tmp_path: Path, sig: int, code: int, said: str, moment: str
 ) -> None:
-    data_engine.phase_seconds = 1.0  # a second per phase: the signal lands while we wait
+    data_engine.configure(phase_seconds=1.0)  # a second per phase: the signal lands while we wait
     proc = start_backup(data_engine, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         if moment == "waiting for ready":
@@ -128,7 +128,7 @@ def test_a_closed_stderr_never_stops_the_backup(data_engine: DataEngine, tmp_pat
 
 def kill_during_download(engine: DataEngine, tmp_path: Path) -> str:
     """Start `backup`, SIGKILL it while its first transfer opens; return the backup id it left."""
-    engine.phase_seconds = 1.0
+    engine.configure(phase_seconds=1.0)
     proc = start_backup(engine, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: bool(engine.open_transfers()), "an image transfer")
@@ -137,7 +137,7 @@ def kill_during_download(engine: DataEngine, tmp_path: Path) -> str:
     finally:
         if proc.poll() is None:
             proc.kill()
-    engine.phase_seconds = 0.05
+    engine.configure(phase_seconds=0.05)
     (left,) = engine.open_backups(engine.web01.id)
     assert engine.open_transfers(), "the killed run should have left its transfer open"
     return str(left.id)
