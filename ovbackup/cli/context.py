@@ -3,10 +3,12 @@
 Commands call these; the app (app.py) only builds the Typer tree, so no command imports the app.
 """
 
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import typer
@@ -108,3 +110,20 @@ def note(text: str) -> None:
     from ovbackup.cli import write_stderr
 
     write_stderr(f"ovbackup: {text}\n")
+
+
+@contextmanager
+def signals_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into an exception in the main thread, so the same teardown runs as for
+    Ctrl-C: systemd stopping a unit and an SSH session dropping must not leave the VM in backup mode."""
+    from ovbackup.errors import HungUp, Terminated
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise HungUp() if signum == signal.SIGHUP else Terminated()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -2,18 +2,14 @@
 
 # No `from __future__ import annotations`: see ovbackup/cli/options.py.
 
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from ovbackup.cli.commands import retention as prune_cli
 from ovbackup.cli.commands.backups import BackupIdArg, VmArg
-from ovbackup.cli.context import connect, note, settings
+from ovbackup.cli.context import connect, note, settings, signals_as_interrupt
 from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt
 
 if TYPE_CHECKING:
@@ -75,23 +71,6 @@ def _download_options(
         cafile=s.cafile,
         secure=not s.insecure,
     )
-
-
-@contextmanager
-def signals_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into an exception in the main thread, so the same teardown runs as for
-    Ctrl-C: systemd stopping a unit and an SSH session dropping must not leave the VM in backup mode."""
-    from ovbackup.errors import HungUp, Terminated
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise HungUp() if signum == signal.SIGHUP else Terminated()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def emit_point(s: "Settings", point: "RestorePoint") -> None:
