@@ -16,11 +16,12 @@ import defusedxml.ElementTree as DET
 import ovirtsdk4.types as types
 import pytest
 import requests
-from conftest import Client, backup_ready, fault_of
 from defusedxml import DTDForbidden, EntitiesForbidden
 from ovirt_fake_engine import DiskSpec, FakeEngine, Vm
 from ovirt_fake_engine.pytest_plugin import BOTH_FLOWS
 from ovirtsdk4.reader import Reader
+
+from conftest import Client, backup_ready, fault_of
 
 GIB = 1024**3
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import ovirtsdk4.types as types
 import pytest
-from conftest import Client, backup_ready, fault_of
 from ovirt_fake_engine import DiskSpec, FakeEngine, Vm
 from ovirt_fake_engine.pytest_plugin import BOTH_FLOWS
 from ovirtsdk4.reader import Reader
+
+from conftest import Client, backup_ready, fault_of
 
 GIB = 1024**3
 Phase = types.BackupPhase

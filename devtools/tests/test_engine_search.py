@@ -6,8 +6,9 @@ from __future__ import annotations
 import ovirtsdk4 as sdk
 import ovirtsdk4.types as types
 import pytest
-from conftest import Client, fault_of
 from ovirt_fake_engine import FakeEngine, Vm
+
+from conftest import Client, fault_of
 
 
 @pytest.fixture
