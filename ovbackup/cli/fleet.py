@@ -10,19 +10,16 @@ ok, 10 when any failed or was skipped, 129/130/143 when a signal stopped it.
 from __future__ import annotations
 
 import json
-import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
-from ovbackup.cli.context import connect, note
-from ovbackup.errors import ConfigError, HungUp, IncompleteError, Interrupted, Terminated
+from ovbackup.cli.context import connect, note, signals_as_interrupt
+from ovbackup.errors import ConfigError, IncompleteError, Interrupted
 
 if TYPE_CHECKING:
     from ovbackup.config import Settings
@@ -78,24 +75,6 @@ def _positive(value: int, what: str) -> int:
     if value < 1:
         raise ConfigError(f"{what} must be at least 1, not {value}")
     return value
-
-
-@contextmanager
-def signals_as_exceptions() -> Iterator[None]:
-    """SIGTERM → Terminated and SIGHUP → HungUp in the main thread, so the teardown of Ctrl-C runs."""
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise Terminated()
-
-    def on_hup(signum: int, frame: FrameType | None) -> None:
-        raise HungUp()
-
-    previous = {sig: signal.signal(sig, h) for sig, h in ((signal.SIGTERM, on_term), (signal.SIGHUP, on_hup))}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _selection(flags: FleetFlags, s: Settings) -> Selection:
@@ -170,7 +149,7 @@ def run_backup_command(
     single = len(flags.names) == 1 and not (flags.all or flags.search)
     if backup.disk_ids and not single:
         raise ConfigError("--disk needs exactly one VM")
-    with connect(ctx, s) as connection, signals_as_exceptions():
+    with connect(ctx, s) as connection, signals_as_interrupt():
         system = SystemService(connection)
         vms = select_vms(system.vms_service(), selection)  # unknown names: exit 4, nothing started
         if not vms:

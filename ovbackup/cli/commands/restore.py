@@ -2,18 +2,14 @@
 
 # No `from __future__ import annotations`: see ovbackup/cli/options.py.
 
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from ovbackup.cli.commands.backups import VmArg
 from ovbackup.cli.commands.data import DirOpt, WorkersOpt, _backup_dir
-from ovbackup.cli.context import connect, note, settings
+from ovbackup.cli.context import connect, note, settings, signals_as_interrupt
 from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt
 
 if TYPE_CHECKING:
@@ -33,27 +29,6 @@ RestoreDiskOpt = Annotated[
     Optional[list[str]],  # noqa: UP045
     typer.Option("--disk", metavar="ID|ALIAS", help="Only this disk of the point (repeat); default: all."),
 ]
-
-
-@contextmanager
-def signals_as_exceptions() -> Iterator[None]:
-    """SIGTERM and SIGHUP become exceptions in the main thread, so the cleanup stack unwinds as for
-    Ctrl-C (systemd stopping a unit; an ssh session that drops)."""
-    from ovbackup.errors import HungUp, Terminated
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise Terminated()
-
-    def on_hup(signum: int, frame: FrameType | None) -> None:
-        raise HungUp()
-
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, on_term)}
-    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hup)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _restore_format(fmt: Optional[str]) -> Optional[str]:  # noqa: UP045
@@ -196,7 +171,7 @@ def restore_cmd(
         upload=UploadOptions(verify=verify, max_workers=max_workers, cafile=s.cafile, secure=not s.insecure),
     )
     require_tools("restoring")
-    with connect(ctx, s) as connection, signals_as_exceptions():
+    with connect(ctx, s) as connection, signals_as_interrupt():
         reporter = make_reporter()
         try:
             result = run_restore(SystemService(connection), catalog, point, opts, reporter)
@@ -243,7 +218,7 @@ def export_cmd(
     catalog = find_catalog(_backup_dir(s), vm)
     image_format = _format(fmt)
     require_tools("exporting", imageio=False, tools=("qemu-img",))
-    with signals_as_exceptions():
+    with signals_as_interrupt():
         reporter = make_reporter()
         try:
             result = run_export(
