@@ -50,6 +50,12 @@ class ConfigError(OvbackupError):
     exit_code = ExitCode.USAGE
 
 
+class NotAnEngineError(ConfigError):
+    """The server at the engine URL answered, but not as an oVirt engine does (an HTML page where the
+    SSO service sends JSON, an HTML 404 where the API sends XML or nothing): a wrong ``--engine-url``,
+    so a configuration error (exit 2), not an authentication one."""
+
+
 class AuthError(OvbackupError):
     exit_code = ExitCode.AUTH
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -146,6 +148,55 @@ def test_engine_unreachable(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
         port = s.getsockname()[1]  # nothing listens here once closed
     monkeypatch.setenv("OVIRT_URL", f"http://127.0.0.1:{port}")
     one_error(cli("list", "web01"), 7, "cannot reach the engine", "--engine-url")
+
+
+class _PlainServer(http.server.BaseHTTPRequestHandler):
+    """Some web server that is not an oVirt engine: the same HTML page with ``status`` for every path."""
+
+    status = 200
+
+    def do_GET(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        page = b"<!DOCTYPE html><html><body>It works!</body></html>"
+        self.send_response(self.status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    do_POST = do_GET
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("status", [200, 404])
+def test_a_server_that_is_not_an_engine_is_a_configuration_error(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    handler = type("Handler", (_PlainServer,), {"status": status})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("OVIRT_URL", f"http://127.0.0.1:{server.server_address[1]}")
+        line = one_error(cli("vms"), 2, "is not an oVirt engine", f"HTTP {status}", "--engine-url")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "login" not in line and "authenticat" not in line
+
+
+def test_an_engine_url_with_a_wrong_api_path_is_a_configuration_error(
+    cli: Cli, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch, web01: Vm
+) -> None:
+    # SSO is found from the address alone; the API path is wrong, so every API reply is a 404 page.
+    monkeypatch.setenv("OVIRT_URL", engine.base_url + "/engine/api")
+    one_error(cli("list", "web01"), 2, "does not look like an oVirt engine API", "HTTP 404", "--engine-url")
+
+
+def test_sso_unavailable_is_a_connection_error_not_authentication(cli: Cli, engine: FakeEngine) -> None:
+    engine.fail_next(1, status=503, sso=True)  # the engine's proxy is up, the engine is not (yet)
+    one_error(cli("vms"), 7, "unavailable", "HTTP 503")
 
 
 def test_request_timeout(cli: Cli, engine: FakeEngine, web01: Vm) -> None:

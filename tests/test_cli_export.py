@@ -147,6 +147,6 @@ def test_export_of_an_unknown_or_incomplete_point(dcli: Cli, data_engine: DataEn
     by_id = dcli("-o", "json", "export", data_engine.web01.id, "--to", str(tmp_path / "by-id"))
     assert by_id.code == 0, by_id.stderr  # the VM's id works as well as its name
     missing = dcli("export", "web01", "20990101", "--to", str(tmp_path / "y"))
-    assert missing.code == 2 and "no restore point matches" in missing.stderr
+    assert missing.code == 4 and "no restore point matches" in missing.stderr
     no_dest = dcli("export", "web01")
     assert no_dest.code == 2 and "--to" in no_dest.stderr

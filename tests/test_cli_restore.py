@@ -295,7 +295,7 @@ def test_everything_refusable_is_refused_before_anything_is_created(
         (("--format", "vmdk"), 2, "--format must be cow or raw"),
         (("--disks-only", "--attach-to", "web01"), 2, "choose one of"),
         (("--attach-to", "web01", "--start"), 2, "--start starts the new VM"),
-        (("20990101",), 2, "no restore point matches"),
+        (("20990101",), 4, "no restore point matches"),
     ]
     for args, code, text in cases:
         data_engine.reset_log()

@@ -27,6 +27,7 @@ from ovbackup.errors import (
     EngineError,
     EngineNotFoundError,
     EngineUnavailableError,
+    NotAnEngineError,
     RefusedError,
 )
 
@@ -150,11 +151,7 @@ class Connection:
         except ValueError:
             payload = None
         if not isinstance(payload, dict):
-            raise AuthError(
-                f"login as {self.username} failed: the engine's SSO service sent no JSON "
-                f"(HTTP {response.status_code})",
-                hint="check --engine-url points at an oVirt engine",
-            )
+            raise self._no_sso(response)
         if "error" in payload or response.status_code != 200:
             # Two layouts: {"error_code", "error": message} for the API scope,
             # {"error": code, "error_description": message} otherwise.
@@ -167,6 +164,23 @@ class Connection:
         if not isinstance(token, str) or not token:
             raise AuthError(f"login as {self.username} failed: no access token in the reply")
         self._token = token
+
+    def _no_sso(self, response: requests.Response) -> EngineError | NotAnEngineError:
+        """An SSO reply that is not JSON: the engine is starting or stopping behind its proxy
+        (502/503/504: unavailable, exit 7), or the URL is not an oVirt engine's (exit 2)."""
+        status = response.status_code
+        if status in (502, 503, 504):
+            return EngineUnavailableError(
+                f"the engine's SSO service at {self.base_url} is unavailable (HTTP {status})",
+                hint="try again later",
+                status=status,
+            )
+        kind = _content_kind(response)
+        return NotAnEngineError(
+            f"{self.base_url} is not an oVirt engine: {SSO_TOKEN_PATH} answered HTTP {status} with "
+            f"{kind}, not the SSO service's JSON",
+            hint="check --engine-url (the engine's address, e.g. https://engine.example.com)",
+        )
 
     def close(self, logout: bool = True) -> None:
         """Revoke the token (best effort: a failed logout must not fail the job) and close sockets."""
@@ -289,7 +303,7 @@ class Connection:
             )
         return ConnectError(f"TLS failed with {self.base_url}: {text}")
 
-    def _error(self, method: str, path: str, response: requests.Response) -> EngineError:
+    def _error(self, method: str, path: str, response: requests.Response) -> EngineError | NotAnEngineError:
         status = response.status_code
         fault = parse_fault(response.content) if response.content else None
         reason = fault.reason if fault else None
@@ -304,6 +318,13 @@ class Connection:
             return EngineAuthError(
                 f"not authorized: {message}", hint="check the user's permissions", **kwargs
             )
+        if status == 404 and _content_kind(response) == "an HTML page":
+            # The engine's 404 has an empty body (or a <fault>); an HTML page is some other server's.
+            return NotAnEngineError(
+                f"{self.url} does not look like an oVirt engine API: {where} answered HTTP 404 with "
+                "an HTML page, not the engine's XML",
+                hint="check --engine-url (the engine's address, e.g. https://engine.example.com)",
+            )
         if status == 404:
             return EngineNotFoundError(f"not found ({where}, HTTP 404)", **kwargs)
         if status in (400, 409):
@@ -316,6 +337,17 @@ class Connection:
 
 
 _GENERIC_REASONS = ("Operation Failed", "Operation failed")
+
+
+def _content_kind(response: requests.Response) -> str:
+    """What a reply holds, for messages: 'an HTML page', 'no body', or its content type."""
+    ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    head = response.content[:512].lstrip().lower()
+    if ctype in ("text/html", "application/xhtml+xml") or head.startswith((b"<!doctype html", b"<html")):
+        return "an HTML page"
+    if not response.content:
+        return "no body"
+    return f"a {ctype} body" if ctype else "a body of unknown type"
 
 
 def _describe_params(params: Mapping[str, str] | None) -> str:

@@ -285,14 +285,16 @@ class Catalog:
         if name is None:
             newest = self.newest_complete()
             if newest is None:
-                raise ConfigError(f"no complete restore point in {self.dir}")
+                raise NotFoundError(f"no complete restore point in {self.dir}")
             return newest
         matches = [p for p in points if name in (p.name, p.backup_id)]
         if not matches:
             matches = [p for p in points if p.name.startswith(name) or p.backup_id.startswith(name)]
-        if len(matches) != 1:
-            what = "no" if not matches else "more than one"
-            raise ConfigError(f"{what} restore point matches {name!r} in {self.dir}")
+        hint = f"`ovbackup catalog {self.vm_name}` lists its points"
+        if not matches:  # "not found" (4), like an unknown backup on the engine
+            raise NotFoundError(f"no restore point matches {name!r} in {self.dir}", hint=hint)
+        if len(matches) > 1:  # an ambiguous prefix is the user's to lengthen (usage, 2)
+            raise ConfigError(f"more than one restore point matches {name!r} in {self.dir}", hint=hint)
         return matches[0]
 
     def restorable(self, name: str | None) -> RestorePoint:
