@@ -474,3 +474,40 @@ def test_two_shard_processes_share_one_directory_without_overlap(
         points = json.loads((tmp_path / "shared" / vm.name / "catalog.json").read_text())
         points = points["points"] if isinstance(points, dict) else points
         assert [p["complete"] for p in points] == [True]
+
+
+def test_backup_prune_applies_the_policy_to_each_vm_that_succeeded(
+    dcli: Cli, data_engine: DataEngine, fleet: dict[str, Vm], tmp_path: Path
+) -> None:
+    config = tmp_path / "ovbackup.conf"
+    config.write_text("[nightly]\nkeep_last = 1\nmerge = yes\n")
+    argv = ["--config-file", str(config), "-c", "nightly", "-o", "json", "backup"]
+    for night in range(3):
+        for i, name in enumerate(("app01", "app02")):  # the guests write between the nights
+            data_engine.write_disk(fleet[name].disks[0].id, (4 + night) * MiB, MiB, 0x70 + 8 * night + i)
+        r = dcli(*argv, "app01", "broken01", "app02", "--parallel", "2", "--prune")
+        assert r.code == 10, r.stderr
+        rows = by_vm(r)
+        assert rows["broken01"]["status"] == "failed"
+        for name in ("app01", "app02"):
+            assert rows[name]["status"] == "ok", rows[name]
+            # one point left, the newest: after the first night a merged full, byte-exact with the disk
+            (point,) = catalog(tmp_path, name)
+            assert point["name"] == rows[name]["point"] and point["complete"]
+            vm_dir = tmp_path / "backups" / name
+            for disk in point["disks"]:
+                assert disk["backing_file"] is None, disk
+                assert same_image(vm_dir / disk["file"], data_engine.disk_path(disk["id"]))
+            own = {d["file"] for d in point["disks"]} | {f"{point['name']}.config.json"}
+            assert {p.name for p in vm_dir.iterdir()} <= own | {"catalog.json", ".lock"}
+        assert r.stderr.count("pruned ") == 2, r.stderr
+    assert not any(p["complete"] for p in catalog(tmp_path, "broken01"))  # a failed VM is never pruned
+    # a prune that fails after a good backup: the VM is failed (monitoring must notice), its point is kept
+    (tmp_path / "backups" / "app02" / ".prune-journal.json").write_text("{torn")
+    r = dcli(*argv, "app01", "app02", "--prune")
+    assert r.code == 10, r.stderr
+    rows = by_vm(r)
+    assert rows["app01"]["status"] == "ok" and rows["app02"]["status"] == "failed"
+    assert "but the prune after it failed: cannot read the prune journal" in rows["app02"]["error"]
+    assert rows["app02"]["point"] in [p["name"] for p in catalog(tmp_path, "app02") if p["complete"]]
+    assert_nothing_open(data_engine, fleet)

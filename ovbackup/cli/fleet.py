@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ovbackup.config import Settings
     from ovbackup.jobs.backup import BackupOptions
     from ovbackup.jobs.fleet import FleetResult
+    from ovbackup.jobs.prune import PruneOptions
     from ovbackup.jobs.selection import Selection
 
 T = TypeVar("T")
@@ -123,7 +124,13 @@ def _write_metrics(path: Path, result: FleetResult, shard: str) -> None:
 
 
 def run_backup_command(
-    ctx: typer.Context, s: Settings, root: Path, flags: FleetFlags, backup: BackupOptions
+    ctx: typer.Context,
+    s: Settings,
+    root: Path,
+    flags: FleetFlags,
+    backup: BackupOptions,
+    *,
+    prune: PruneOptions | None = None,
 ) -> None:
     from ovbackup.cli.commands.data import emit_point
     from ovbackup.cli.fleet_display import FleetDisplay, LogFile, print_summary
@@ -141,6 +148,7 @@ def run_backup_command(
         max_transfers=_positive(_pick(flags.max_transfers, s, "max_transfers", int, 8), "--max-transfers"),
         hook=tuple(parse_hook(hook)) if hook else (),
         hook_timeout=_pick(flags.hook_timeout, s, "hook_timeout", float, DEFAULT_TIMEOUT),
+        prune=prune,
     )
     report = _pick(flags.report, s, "report", str, "")
     metrics = _pick(flags.metrics_file, s, "metrics_file", str, "")

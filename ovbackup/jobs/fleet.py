@@ -36,6 +36,7 @@ from ovbackup.errors import (
 )
 from ovbackup.jobs.backup import BackupOptions, Plan, run_backup
 from ovbackup.jobs.hooks import DEFAULT_TIMEOUT, HookResult, run_hook
+from ovbackup.jobs.prune import PruneOptions, run_prune
 from ovbackup.jobs.reporter import Reporter
 from ovbackup.jobs.transfers import TransferGate
 from ovbackup.store.catalog import RestorePoint
@@ -52,6 +53,7 @@ class FleetOptions:
     max_transfers: int | None = 8
     hook: tuple[str, ...] = ()  # argv; empty: no hook
     hook_timeout: float = DEFAULT_TIMEOUT
+    prune: PruneOptions | None = None  # ``backup --prune``: each VM's policy applied after its success
 
 
 @dataclass
@@ -214,6 +216,8 @@ class _Run:
                 )
                 result.status, result.restore_point = OK, point
                 result.point, result.mode, result.bytes = point.name, point.mode, point.bytes_transferred
+                if self.opts.prune is not None:
+                    self.prune(point, self.opts.prune, reporter)
         except LockedError as e:
             result.error, result.exit_code, result.exception = str(e), e.exit_code, e
         except RefusedError as e:
@@ -240,6 +244,19 @@ class _Run:
             self.hook("backup-abort", vm, point=result.point, status=FAILED)
         self.reporter.vm_finished(result)
         return result
+
+    def prune(self, point: RestorePoint, opts: PruneOptions, reporter: Reporter) -> None:
+        """The VM's retention after its successful backup. A failure makes the VM ``failed`` (monitoring
+        must see a directory that no longer shrinks) with a message saying the backup itself is safe."""
+        try:
+            pruned = run_prune(self.root, point.vm_name, opts, reporter, confirm=lambda _: None)
+        except OvbackupError as e:
+            e.message = f"backed up as {point.name}, but the prune after it failed: {e.message}"
+            raise
+        reporter.note(
+            f"pruned {len(pruned.plan.removed)} restore point(s) of {point.vm_name}, "
+            f"freed {pruned.freed_bytes} bytes"
+        )
 
     def skipped(self, vm: Vm, reason: str) -> VmResult:
         result = VmResult(vm.label, vm.id, error=reason, finished=time.time())

@@ -320,10 +320,10 @@ def backup_cmd(
         progress=progress,
     )
     require_tools()
-    if prune:  # a bad or empty policy, or several VMs, fail before the backup, not after
-        prune_cli.check_prune(s, fleet=flags.is_fleet(s))
+    # a bad or empty policy fails before the backup, not after
+    policy = prune_cli.prune_options(s) if prune else None
     if flags.is_fleet(s):
-        run_backup_command(ctx, s, root, flags, opts)
+        run_backup_command(ctx, s, root, flags, opts, prune=policy)
         return
     _backup_one(ctx, s, root, flags.names[0], opts, prune=prune)
 

@@ -128,15 +128,6 @@ def int_setting(s: "Settings", key: str) -> int | None:
     return number
 
 
-def check_prune(s: "Settings", *, fleet: bool) -> None:
-    """``backup --prune``: refuse a bad or empty policy, or several VMs, before anything starts."""
-    from ovbackup.errors import ConfigError
-
-    if fleet:
-        raise ConfigError("--prune works on one VM at a time", hint="run `ovbackup prune VM` for each")
-    prune_options(s)
-
-
 def prune_after_backup(s: "Settings", root: Path, point: "RestorePoint") -> bool:
     """Prune after a successful backup; True when the point's JSON (with ``"prune"``) was printed."""
     from ovbackup.cli.render import print_json
