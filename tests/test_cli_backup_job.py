@@ -167,7 +167,8 @@ def test_removed_checkpoint_forces_a_full_backup(dcli: Cli, data_engine: DataEng
 
 def test_explicit_full_and_incremental(dcli: Cli, data_engine: DataEngine) -> None:
     no_chain = backup(dcli, "--incremental")
-    assert no_chain.code == 2 and "--incremental needs a complete restore point" in no_chain.stderr
+    assert no_chain.code == 5 and "no complete restore point" in no_chain.stderr
+    assert len(no_chain.error_lines) == 1 and "--full" in no_chain.error_lines[0]
     assert_nothing_left_open(data_engine)
     assert backup(dcli, "--full").json()["mode"] == "full"
     assert backup(dcli, "--full").json()["mode"] == "full"
@@ -346,6 +347,40 @@ def test_a_disk_new_to_the_chain_is_taken_in_full(dcli: Cli, data_engine: DataEn
     rec = files_by_disk(point)[new.id]
     assert rec["mode"] == "full" and rec["backing_file"] is None and rec["bytes_transferred"] == 2 * MiB
     assert same_image(point_dir(tmp_path) / rec["file"], data_engine.disk_path(new.id))
+
+
+def test_incremental_never_becomes_a_full_one(
+    dcli: Cli, data_engine: DataEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only --auto falls back: --incremental with no usable checkpoint fails (exit 5, one line) before
+    a backup starts, and when the engine refuses the checkpoint it starts no full one instead."""
+    from ovbackup.engine.model import Checkpoint, CheckpointState
+    from ovbackup.engine.services import VmCheckpointService
+
+    full = backup(dcli).json()
+    assert dcli("checkpoints", "remove", "web01", full["to_checkpoint_id"], "--yes").code == 0
+    data_engine.reset_log()
+    gone = backup(dcli, "--incremental")
+    assert gone.code == 5, gone.stderr
+    (line,) = gone.error_lines
+    assert "--incremental is not possible" in line and "no longer exists" in line
+    assert "Traceback" not in gone.stderr and gone.stdout == ""
+    assert not [q for q in data_engine.requests if q.method == "POST" and q.path.endswith("/backups")]
+    assert [p["name"] for p in dcli("-o", "json", "catalog", "web01").json()] == [full["name"]]
+
+    # The checkpoint vanishes between our check and the start: the engine refuses the incremental.
+    monkeypatch.setattr(
+        VmCheckpointService, "get", lambda self, **_: Checkpoint(id=self.id, state=CheckpointState.CREATED)
+    )
+    data_engine.reset_log()
+    refused = backup(dcli, "--incremental")
+    assert refused.code == 5, refused.stderr
+    (line,) = refused.error_lines
+    assert "the engine refused the incremental" in line and "doesn't exist" in line
+    posts = [q for q in data_engine.requests if q.method == "POST" and q.path.endswith("/backups")]
+    assert len(posts) == 1  # no second POST for a full backup
+    assert_nothing_left_open(data_engine)
+    assert [p["name"] for p in dcli("-o", "json", "catalog", "web01").json()] == [full["name"]]
 
 
 @BOTH_FLOWS

@@ -195,6 +195,27 @@ def test_wait_exit_codes(cli: Cli, engine: FakeEngine, web01: Vm) -> None:
 
 
 @BOTH_FLOWS
+def test_wait_for_a_phase_already_passed_returns_at_once(cli: Cli, engine: FakeEngine, web01: Vm) -> None:
+    bid = cli("-o", "json", "add", "web01").json()["id"]
+    assert cli("finalize", "web01", bid).code == 0
+    cli.time.slept.clear()
+    r = cli("-o", "json", "wait", "web01", bid, "--phase", "ready")
+    assert r.code == 0, r.stderr
+    assert r.json()["phase"] == "succeeded" and "already succeeded" in r.stderr
+    assert cli.time.slept == []  # not one poll's sleep: the answer was in the first reply
+    again = cli("wait", "web01", bid, "--phase", "succeeded")
+    assert again.code == 0 and cli.time.slept == []
+
+    failed = cli("-o", "json", "add", "web01").json()["id"]
+    engine.fail_backup(failed)
+    engine.advance(1000)  # legacy: through finalizing to failed
+    cli.time.slept.clear()
+    r = cli("wait", "web01", failed, "--phase", "ready")
+    assert r.code == 8 and cli.time.slept == []
+    assert len(r.error_lines) == 1 and "failed" in r.error_lines[0]
+
+
+@BOTH_FLOWS
 def test_finalize_waits_for_succeeded_and_twice_is_a_noop(cli: Cli, engine: FakeEngine, web01: Vm) -> None:
     bid = cli("-o", "json", "add", "web01").json()["id"]
     r = cli("-o", "json", "finalize", "web01", bid)

@@ -14,7 +14,7 @@ from ovbackup.engine import polling
 from ovbackup.engine.connection import Connection
 from ovbackup.engine.model import Backup, BackupPhase, Disk, DiskAttachment, DiskBackup
 from ovbackup.engine.services import SystemService, VmBackupService, VmService
-from ovbackup.errors import BackupFailedError, NotFoundError
+from ovbackup.errors import BackupFailedError, NotFoundError, StateError
 from ovbackup.jobs.lifecycle import finalize_backup, select_disks, wait_for_phase
 
 
@@ -69,6 +69,19 @@ def test_finalize_of_a_backup_that_fails_is_a_failure_unless_allowed(
     result = finalize_backup(service, wait=True, wait_timeout=60, vm_name="web01", allow_failed=True)
     assert result.backup is not None and result.backup.phase == BackupPhase.FAILED
     assert result.already_finished
+
+
+@BOTH_FLOWS
+def test_a_job_that_needs_ready_is_told_when_the_backup_went_past_it(
+    vm_service: VmService, web01: Vm, seen: list[str]
+) -> None:
+    service = ready_backup(vm_service, web01)
+    finalize_backup(service, wait=True, wait_timeout=60, vm_name="web01")  # someone else finished it
+    seen.clear()
+    with pytest.raises(StateError, match="already succeeded, past ready"):
+        wait_for_phase(service, BackupPhase.READY, timeout=60, vm_name="web01", or_later=False)
+    assert seen == []  # at once, not at the deadline
+    assert wait_for_phase(service, BackupPhase.STARTING, timeout=60, vm_name="web01").phase == "succeeded"
 
 
 def test_a_transfer_names_its_disk_as_the_engine_does(

@@ -16,7 +16,6 @@ from ovbackup.engine.model import Backup, BackupPhase, CheckpointState, Disk, Vm
 from ovbackup.engine.services import SystemService, VmBackupsService, VmService
 from ovbackup.errors import (
     BackupFailedError,
-    ConfigError,
     Interrupted,
     NotFoundError,
     OvbackupError,
@@ -74,7 +73,7 @@ def plan_mode(
                 None, f"the chain of {newest.name} holds {depth} incrementals (--max-chain {max_chain})"
             )
     if newest is None:
-        reason = "no complete restore point in the catalog"
+        reason = f"no complete restore point in {catalog.dir}"
     elif not newest.to_checkpoint_id:
         reason = f"restore point {newest.name} has no checkpoint (raw disks only?)"
     elif newest.format != fmt:
@@ -93,9 +92,10 @@ def plan_mode(
                 reason = f"checkpoint {newest.to_checkpoint_id} is invalid on the engine"
             else:
                 return Plan(newest.to_checkpoint_id, None)
-    if mode == "incremental" and newest is None:
-        raise ConfigError(
-            f"--incremental needs a complete restore point in {catalog.dir}", hint="run with --full first"
+    if mode == "incremental":  # only --auto falls back to a full backup
+        raise StateError(
+            f"--incremental is not possible for VM {catalog.vm_name}: {reason}",
+            hint="take a full backup with --full, or use --auto (a full one when needed)",
         )
     # A first backup is full by nature, not a fallback worth a warning.
     return Plan(None, None if newest is None else reason)
@@ -120,6 +120,12 @@ def _start(
         return backup, plan
     except RefusedError as e:
         detail = (e.detail or "").lower()
+        if plan.from_checkpoint_id and "checkpoint" in detail and opts.mode == "incremental":
+            raise StateError(
+                f"--incremental is not possible: the engine refused the incremental from checkpoint "
+                f"{plan.from_checkpoint_id}: {e.detail}",
+                hint="take a full backup with --full, or use --auto (a full one when needed)",
+            ) from None
         if plan.from_checkpoint_id and "checkpoint" in detail:
             reason = f"the engine refused the incremental: {e.detail}"
             reporter.note(f"warning: {reason}; taking a full backup")
@@ -234,6 +240,7 @@ def run_backup(
                 vm_name=vm_name,
                 on_poll=reporter.waiting,
                 interrupt=interrupt,
+                or_later=False,  # finalized by someone else: nothing left to download
             )
             point = replace(
                 point,

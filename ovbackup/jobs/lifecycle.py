@@ -20,6 +20,7 @@ from ovbackup.errors import (
     Interrupted,
     NotFoundError,
     RefusedError,
+    StateError,
 )
 
 
@@ -80,11 +81,15 @@ def wait_for_phase(
     accept: Callable[[Backup], bool] | None = None,
     on_poll: polling.OnPoll | None = None,
     interrupt: Callable[[], None] | None = None,
+    or_later: bool = True,
 ) -> Backup:
     """Poll the backup until it reaches ``target``; ``failed`` raises BackupFailedError (exit 8).
 
-    Waiting for ``succeeded`` keeps going while the phase still reads ``ready`` after finalize.
-    ``interrupt`` is called after every poll and may raise to stop waiting (a fleet run's stop).
+    A backup that already ``succeeded`` has passed every other phase and returns at once (it
+    will never come back, so waiting would only run into the deadline). ``or_later=False`` is for callers
+    that need the phase itself (the backup job needs ``ready`` to download): passing it is then a
+    StateError (exit 5). Waiting for ``succeeded`` keeps going while the phase still reads ``ready``
+    after finalize. ``interrupt`` is called after every poll and may raise to stop waiting.
     """
 
     def done(backup: Backup) -> bool:
@@ -94,7 +99,15 @@ def wait_for_phase(
             return accept(backup)
         if backup.phase == BackupPhase.FAILED:
             raise BackupFailedError(f"backup {backup.id} of VM {vm_name} failed")
-        return backup.phase == target
+        if backup.phase != BackupPhase.SUCCEEDED or target == BackupPhase.SUCCEEDED:
+            # ``finalizing`` proves nothing: a failing backup passes it too (FINALIZING_FAILURE)
+            return backup.phase == target
+        if or_later:  # succeeded: it went through every phase before
+            return True
+        raise StateError(
+            f"backup {backup.id} of VM {vm_name} is already {backup.phase.value}, past {target.value}: "
+            "someone else finalized it"
+        )
 
     try:
         return polling.wait_for(

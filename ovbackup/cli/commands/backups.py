@@ -265,6 +265,8 @@ def wait_cmd(
             )
         except KeyboardInterrupt:
             raise interrupted_while(name, backup_id, "waiting") from None
+    if backup.phase is not None and backup.phase != target:
+        note(f"backup {backup_id} is already {backup.phase.value}: it was {target.value} before")
     emit_backup(s, backup)
 
 
