@@ -14,6 +14,8 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "ovbackup"
 FAKE_ENGINE = ROOT / "devtools" / "ovirt_fake_engine"
@@ -29,6 +31,8 @@ ALLOWED: dict[str, set[str]] = {
 }
 # The one module allowed to import typer's private modules (guarded by version, see its docstring).
 TYPER_GUARD = PACKAGE / "cli" / "typer_fast.py"
+# The one module allowed to import ovirt-imageio's private modules (version-guarded too).
+IMAGEIO_GUARD = PACKAGE / "imageio" / "tuning.py"
 MAX_LINES = 450  # "split a module when it passes ~400 lines" (style.md)
 
 
@@ -114,21 +118,24 @@ def test_every_module_belongs_to_a_layer() -> None:
         assert own_layer(module_name(path)) in ALLOWED, path
 
 
-def _private_typer(name: str) -> bool:
+def _private(package: str, name: str) -> bool:
     parts = name.split(".")
-    return parts[0] == "typer" and any(p.startswith("_") for p in parts[1:])
+    return parts[0] == package and any(p.startswith("_") for p in parts[1:])
 
 
-def test_only_the_guarded_module_reaches_into_typer() -> None:
+@pytest.mark.parametrize(
+    ("package", "guard"), [("typer", TYPER_GUARD), ("ovirt_imageio", IMAGEIO_GUARD)], ids=["typer", "imageio"]
+)
+def test_only_the_guarded_module_reaches_into_a_dependency(package: str, guard: Path) -> None:
     reaches = [
         f"{path.relative_to(ROOT)}:{line}: {name}"
         for path in modules(PACKAGE)
-        if path != TYPER_GUARD
+        if path != guard
         for line, name in imports(path)
-        if _private_typer(name)
+        if _private(package, name)
     ]
-    assert not reaches, "typer internals outside cli/typer_fast.py:\n" + "\n".join(reaches)
-    assert any(_private_typer(name) for _, name in imports(TYPER_GUARD))
+    assert not reaches, f"{package} internals outside {guard.relative_to(ROOT)}:\n" + "\n".join(reaches)
+    assert any(_private(package, name) for _, name in imports(guard))
 
 
 def _prints(path: Path) -> Iterator[int]:

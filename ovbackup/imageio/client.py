@@ -132,26 +132,69 @@ def download(
 ) -> None:
     from ovirt_imageio import client
 
+    from ovbackup.imageio.tuning import page_cache_images
+
+    page_cache_images()
     try:
-        client.download(
-            transfer_url,
-            str(dest),
-            cafile,
-            fmt=fmt,
-            incremental=incremental,
-            secure=secure,
-            progress=progress,
-            proxy_url=proxy_url,
-            max_workers=max_workers,
-            backing_file=backing_file,
-            backing_format=backing_format,
-        )
+        with WriteBehind(dest):
+            client.download(
+                transfer_url,
+                str(dest),
+                cafile,
+                fmt=fmt,
+                incremental=incremental,
+                secure=secure,
+                progress=progress,
+                proxy_url=proxy_url,
+                max_workers=max_workers,
+                backing_file=backing_file,
+                backing_format=backing_format,
+            )
     except Exception as e:  # imageio raises its own error types (http errors, nbd errors) too
         if no_space_left(e):
             raise SpaceError(f"no space left on the device writing {dest}") from None
         if isinstance(e, (OSError, RuntimeError, ValueError)):
             raise TransferError(f"download of {dest.name} failed: {e}") from None
         raise TransferError(f"download of {dest.name} failed: {type(e).__name__}: {e}") from None
+
+
+class WriteBehind:
+    """Flush the file being downloaded every ``interval`` seconds while the download runs.
+
+    qemu-nbd writes the local image through the page cache (:mod:`ovbackup.imageio.tuning`), so the
+    file hash right after the download reads memory, not the disk; this makes the kernel write the
+    image back while the download runs, so the final fsync finds little left to do.
+    """
+
+    def __init__(self, path: Path, interval: float = 1.0) -> None:
+        self.path = path
+        self.interval = interval
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"flush-{path.name[:20]}", daemon=True)
+
+    def __enter__(self) -> WriteBehind:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        fd = -1
+        try:
+            while not self._done.wait(self.interval):
+                if fd < 0:
+                    try:
+                        fd = os.open(self.path, os.O_RDONLY)
+                    except FileNotFoundError:
+                        continue  # qemu-nbd has not created it yet
+                os.fdatasync(fd)
+        except OSError:
+            return  # only an optimisation: the final fsync reports real write errors
+        finally:
+            if fd >= 0:
+                os.close(fd)
 
 
 def no_space_left(e: BaseException) -> bool:
