@@ -26,6 +26,13 @@ CASES = [
     ("ovbackup checkpoints p", "purge"),
     ("ovbackup --out", "--output"),
     ("ovbackup checkpoints ", "purge"),
+    # the values of -o, --format, --phase, --progress: never file names
+    ("ovbackup -o ", "json"),
+    ("ovbackup list web01 --output t", "table"),
+    ("ovbackup backup web01 --format ", "qcow2"),
+    ("ovbackup restore web01 --format ", "cow"),
+    ("ovbackup wait web01 B --phase ", "succeeded"),
+    ("ovbackup backup --progress ", "lines"),
 ]
 
 

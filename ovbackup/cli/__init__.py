@@ -87,6 +87,28 @@ def _register_completion() -> None:
         register_completion()
 
 
+def _usage_error(e: TyperException) -> int:
+    """A usage error as the README promises: ``ovbackup: error: …`` and the usage line, exit 2.
+
+    click's own display is four lines (usage, a hint, a blank line, ``Error: …``); only the help that
+    ``ovbackup`` or a group without a command asks for is still shown whole.
+    """
+    code = int(getattr(e, "exit_code", ExitCode.USAGE))
+    code = ExitCode.USAGE if code == 2 else code
+    ctx = getattr(e, "ctx", None)
+    if type(e).__name__ == "NoArgsIsHelpError":  # `ovbackup` alone: the help, on stderr
+        getattr(e, "show")()  # noqa: B009
+        return code
+    message = " ".join(e.format_message().split())  # one line, whatever the message held
+    if message[:2].istitle():  # "No such option" -> "no such option"; "VM ..." stays
+        message = message[0].lower() + message[1:]
+    _print_error(message)
+    if ctx is not None:
+        usage = " ".join(ctx.get_usage().split()).removeprefix("Usage: ")
+        write_stderr(f"usage: {usage} (see {ctx.command_path} -h)\n")
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the exit status (the console script passes it to sys.exit)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -120,13 +142,7 @@ def _run(args: list[str], debug: bool) -> int:
             args=args, prog_name=PROG_NAME, complete_var=COMPLETE_VAR, standalone_mode=False
         )
     except TyperException as e:  # click's usage errors (bad flags, missing arguments)
-        show = getattr(e, "show", None)
-        if show is not None:
-            show()
-        else:
-            _print_error(str(e))
-        code = int(getattr(e, "exit_code", ExitCode.USAGE))
-        return ExitCode.USAGE if code == 2 else code
+        return _usage_error(e)
     except Abort:
         _print_error("interrupted")
         return ExitCode.INTERRUPTED

@@ -14,6 +14,7 @@ import typer
 from ovbackup import __version__
 from ovbackup.cli.commands import backups, checkpoints, data, restore, retention, vms
 from ovbackup.cli.context import State
+from ovbackup.cli.help import Group
 from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt
 
 PRECEDENCE = (
@@ -21,6 +22,7 @@ PRECEDENCE = (
 )
 
 app = typer.Typer(
+    cls=Group,
     name="ovbackup",
     help=f"Back up oVirt / RHV / OLVM virtual machines with the engine's backup API.\n\n{PRECEDENCE}",
     no_args_is_help=True,
@@ -50,7 +52,12 @@ def global_options(
     ] = None,
     username: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--username", "-u", help="e.g. admin@internal [env OVIRT_USERNAME, config username]"),
+        typer.Option(
+            "--username",
+            "-u",
+            metavar="USER",
+            help="e.g. admin@internal [env OVIRT_USERNAME, config username]",
+        ),
     ] = None,
     password_file: Annotated[
         Optional[str],  # noqa: UP045

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ovbackup.cli.context import connect, note, settings
-from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt
+from ovbackup.cli.help import Command
+from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt, offer
 
 if TYPE_CHECKING:
     from ovbackup.config import Settings
@@ -238,7 +239,14 @@ def wait_cmd(
     vm: VmArg,
     backup_id: BackupIdArg,
     phase: Annotated[
-        str, typer.Option("--phase", help="ready or succeeded.", case_sensitive=False)
+        str,
+        typer.Option(
+            "--phase",
+            metavar="ready|succeeded",
+            help="The phase to wait for.",
+            case_sensitive=False,
+            autocompletion=offer("ready", "succeeded"),
+        ),
     ] = "ready",
     wait_timeout: WaitTimeoutOpt = 900.0,
     output: OutputOpt = None,
@@ -351,10 +359,10 @@ def cleanup(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("add")(add)
-    app.command("list")(list_backups)
-    app.command("show")(show)
-    app.command("finalize")(finalize)
-    app.command("wait")(wait_cmd)
-    app.command("disks")(disks)
-    app.command("cleanup")(cleanup)
+    app.command("add", cls=Command)(add)
+    app.command("list", cls=Command)(list_backups)
+    app.command("show", cls=Command)(show)
+    app.command("finalize", cls=Command)(finalize)
+    app.command("wait", cls=Command)(wait_cmd)
+    app.command("disks", cls=Command)(disks)
+    app.command("cleanup", cls=Command)(cleanup)

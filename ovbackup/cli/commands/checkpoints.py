@@ -9,6 +9,7 @@ import typer
 
 from ovbackup.cli.commands.backups import VmArg, YesOpt, confirm, emit_disks, open_vm
 from ovbackup.cli.context import connect, note, settings
+from ovbackup.cli.help import Command, Group
 from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 CheckpointArg = Annotated[str, typer.Argument(metavar="CHECKPOINT_ID", help="Checkpoint id.")]
 
 checkpoints_app = typer.Typer(
+    cls=Group,
     help="Manage the VM's checkpoint chain (incremental backups start from a checkpoint).",
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -40,7 +42,7 @@ def _emit(s: "Settings", checkpoints: "list[Checkpoint]", *, title: str) -> None
         )
 
 
-@checkpoints_app.command("list")
+@checkpoints_app.command("list", cls=Command)
 def list_checkpoints(
     ctx: typer.Context,
     vm: VmArg,
@@ -56,7 +58,7 @@ def list_checkpoints(
     _emit(s, chain, title=f"Checkpoints of {found.name}")
 
 
-@checkpoints_app.command("show")
+@checkpoints_app.command("show", cls=Command)
 def show_checkpoint(
     ctx: typer.Context,
     vm: VmArg,
@@ -83,7 +85,7 @@ def show_checkpoint(
     emit_disks(s, disks)
 
 
-@checkpoints_app.command("remove")
+@checkpoints_app.command("remove", cls=Command)
 def remove_checkpoint(
     ctx: typer.Context,
     vm: VmArg,
@@ -111,7 +113,7 @@ def remove_checkpoint(
         render.print_json({"removed": [checkpoint_id]})
 
 
-@checkpoints_app.command("purge")
+@checkpoints_app.command("purge", cls=Command)
 def purge_checkpoints(
     ctx: typer.Context,
     vm: VmArg,

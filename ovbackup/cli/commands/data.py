@@ -10,7 +10,8 @@ import typer
 from ovbackup.cli.commands import retention as prune_cli
 from ovbackup.cli.commands.backups import BackupIdArg, VmArg
 from ovbackup.cli.context import connect, note, settings, signals_as_interrupt
-from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt
+from ovbackup.cli.help import Command
+from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt, offer
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -30,7 +31,14 @@ DiskOpt = Annotated[
     typer.Option("--disk", metavar="ID", help="Only this disk (repeat); default: every disk."),
 ]
 FormatOpt = Annotated[
-    str, typer.Option("--format", metavar="qcow2|raw", help="Local image format.", case_sensitive=False)
+    str,
+    typer.Option(
+        "--format",
+        metavar="qcow2|raw",
+        help="Local image format.",
+        case_sensitive=False,
+        autocompletion=offer("qcow2", "raw"),
+    ),
 ]
 WorkersOpt = Annotated[
     int, typer.Option("--max-workers", metavar="N", help="Connections per disk.", min=1, max=16)
@@ -275,6 +283,7 @@ def backup_cmd(
         typer.Option(
             "--progress",
             metavar="auto|bars|lines|json",
+            autocompletion=offer("auto", "bars", "lines", "json"),
             help="How to show progress on stderr [config progress]",
         ),
     ] = None,
@@ -355,7 +364,7 @@ def verify_cmd(
     vm: VmArg,
     point_name: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Argument(metavar="[POINT]", help="Restore point name or backup id (default: newest)."),
+        typer.Argument(metavar="POINT", help="Restore point name or backup id (default: newest)."),
     ] = None,
     directory: DirOpt = None,
     output: OutputOpt = None,
@@ -425,7 +434,7 @@ def catalog_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("download")(download_cmd)
-    app.command("backup")(backup_cmd)
-    app.command("catalog")(catalog_cmd)
-    app.command("verify")(verify_cmd)
+    app.command("download", cls=Command)(download_cmd)
+    app.command("backup", cls=Command)(backup_cmd)
+    app.command("catalog", cls=Command)(catalog_cmd)
+    app.command("verify", cls=Command)(verify_cmd)

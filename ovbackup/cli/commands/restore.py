@@ -10,7 +10,8 @@ import typer
 from ovbackup.cli.commands.backups import VmArg
 from ovbackup.cli.commands.data import DirOpt, WorkersOpt, _backup_dir
 from ovbackup.cli.context import connect, note, settings, signals_as_interrupt
-from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt
+from ovbackup.cli.help import Command
+from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt, offer
 
 if TYPE_CHECKING:
     from ovbackup.jobs.export import ExportResult
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 PointArg = Annotated[
     Optional[str],  # noqa: UP045 - typer reads annotations at run time
     typer.Argument(
-        metavar="[POINT]", help="Restore point: a name from `catalog`, a unique prefix, or latest (default)."
+        metavar="POINT", help="Restore point: a name from `catalog`, a unique prefix, or latest (default)."
     ),
 ]
 UploadParallelOpt = Annotated[
@@ -107,7 +108,7 @@ def restore_cmd(
     directory: DirOpt = None,
     name: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--name", metavar="NEW", help="Name of the new VM (default <vm>-restore-<point>)."),
+        typer.Option("--name", metavar="NEW", help="Name of the new VM (default VM-restore-POINT)."),
     ] = None,
     cluster: Annotated[
         Optional[str],  # noqa: UP045
@@ -129,7 +130,12 @@ def restore_cmd(
     ] = None,
     fmt: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--format", metavar="cow|raw", help="Disk format (default: the original's)."),
+        typer.Option(
+            "--format",
+            metavar="cow|raw",
+            help="Disk format (default: the original's).",
+            autocompletion=offer("cow", "raw"),
+        ),
     ] = None,
     sparse: Annotated[
         Optional[bool],  # noqa: UP045
@@ -198,7 +204,14 @@ def export_cmd(
         typer.Option("--to", metavar="DEST", help="Directory for the images and vm.ovf (required)."),
     ] = None,
     fmt: Annotated[
-        str, typer.Option("--format", metavar="qcow2|raw", help="Image format.", case_sensitive=False)
+        str,
+        typer.Option(
+            "--format",
+            metavar="qcow2|raw",
+            help="Image format.",
+            case_sensitive=False,
+            autocompletion=offer("qcow2", "raw"),
+        ),
     ] = "qcow2",
     disk: RestoreDiskOpt = None,
     output: OutputOpt = None,
@@ -242,5 +255,5 @@ def export_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("restore")(restore_cmd)
-    app.command("export")(export_cmd)
+    app.command("restore", cls=Command)(restore_cmd)
+    app.command("export", cls=Command)(export_cmd)

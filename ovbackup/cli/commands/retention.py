@@ -9,6 +9,7 @@ import typer
 
 from ovbackup.cli.commands.backups import VmArg, YesOpt
 from ovbackup.cli.context import note, settings
+from ovbackup.cli.help import Command
 from ovbackup.cli.options import DebugOpt, OutputOpt
 
 if TYPE_CHECKING:
@@ -316,4 +317,4 @@ def prune_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("prune")(prune_cmd)
+    app.command("prune", cls=Command)(prune_cmd)

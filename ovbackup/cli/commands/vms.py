@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ovbackup.cli.context import connect, settings
+from ovbackup.cli.help import Command
 from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt
 
 
@@ -49,4 +50,4 @@ def vms(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("vms")(vms)
+    app.command("vms", cls=Command)(vms)
