@@ -45,6 +45,10 @@ def test_add_waits_until_ready_and_prints_the_backup_as_json(cli: Cli, engine: F
     assert sent.id == backup["id"] and sent.description == "nightly"
     assert sorted(d.id for d in sent.disks) == sorted(d.id for d in web01.disks)
     assert engine.backups(web01.id)[0].phase == "ready"
+    # the backup's disks as the engine reports them once ready: how each is taken, never null
+    assert sorted((d["id"], d["backup_mode"]) for d in backup["disks"]) == sorted(
+        (d.id, "full") for d in web01.disks
+    )
 
 
 def test_add_sends_booleans_only_when_given(cli: Cli, engine: FakeEngine, web01: Vm) -> None:
@@ -61,6 +65,7 @@ def test_add_uses_the_given_backup_id_and_disks(cli: Cli, engine: FakeEngine, we
     os_disk = web01.disks[0]
     r = cli("-o", "json", "add", "web01", "--no-wait", "--backup-id", bid, "--disk", os_disk.id)
     assert r.code == 0 and r.json()["id"] == bid
+    assert [(d["id"], d["name"]) for d in r.json()["disks"]] == [(os_disk.id, "web01_os")]  # those asked for
     (post,) = posts(engine, "/backups")
     assert [d.id for d in Reader.read(post.body).disks] == [os_disk.id]
 
@@ -73,6 +78,7 @@ def test_incremental_add_leaves_raw_disks_out_and_says_so(cli: Cli, engine: Fake
     assert "left out of the incremental backup" in r.stderr and "web01_raw" in r.stderr
     backup = r.json()
     assert backup["from_checkpoint_id"] == full["to_checkpoint_id"]
+    assert [(d["name"], d["backup_mode"]) for d in backup["disks"]] == [("web01_os", "incremental")]
     disks = cli("-o", "json", "disks", "web01", backup["id"]).json()
     assert [(d["name"], d["backup_mode"]) for d in disks] == [("web01_os", "incremental")]
 

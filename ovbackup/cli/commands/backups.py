@@ -131,6 +131,9 @@ def add(
         )
         kind = f"incremental from {from_checkpoint}" if from_checkpoint else "full"
         note(f"started {kind} backup {backup.id} of VM {name} ({len(chosen.disks)} disks)")
+        # The engine never inlines a backup's disks (a link instead): show the ones asked for, and once
+        # it is ready the engine's own list, which says how each disk is taken (backup_mode).
+        disks = list(backup.disks) if backup.disks is not None else list(chosen.disks)
         if wait:
             started_id = str(backup.id)
             service = vm_service.backups_service().backup_service(started_id)
@@ -141,7 +144,8 @@ def add(
             except KeyboardInterrupt:
                 raise interrupted_while(name, started_id, "waiting for it to be ready") from None
             note(f"backup {backup.id} is ready; checkpoint {backup.to_checkpoint_id or '-'}")
-        emit_backup(s, backup)
+            disks = service.disks()
+        emit_backup(s, backup, disks)
 
 
 def list_backups(
