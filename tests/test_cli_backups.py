@@ -9,6 +9,7 @@ from ovirt_fake_engine import DiskSpec, FakeEngine, Vm
 from ovirt_fake_engine.pytest_plugin import BOTH_FLOWS
 from ovirtsdk4.reader import Reader
 
+from ovbackup.engine.connection import Connection
 from tests.harness import Cli
 
 BACKUP_KEYS = {
@@ -283,3 +284,36 @@ def test_vms_reads_every_vm_with_its_disks_in_one_request(cli: Cli, engine: Fake
     api = [q for q in engine.requests if q.path.startswith("/ovirt-engine/api")]
     assert [(q.method, q.path) for q in api] == [("GET", "/ovirt-engine/api/vms")]
     assert api[0].query["follow"] == ["disk_attachments.disk"]
+
+
+def test_vms_shows_what_the_sdk_reads_from_the_same_listing(cli: Cli, engine: FakeEngine) -> None:
+    """The engine-sized reply (actions, links, settings per VM and disk), read by ovbackup's parser,
+    gives per VM what the SDK reads from it: name, status, disks, incremental disks."""
+    for i in range(40):
+        disks = [DiskSpec(alias=f"s{i}_os"), DiskSpec(alias=f"s{i}_d", format="raw", backup="none")]
+        engine.add_vm(f"srv{i:02}", status="down" if i % 3 else "up", disks=disks[: 1 + i % 2])
+    with Connection(engine.url, engine.username, engine.password) as connection:
+        body = connection.request("GET", "vms", query={"follow": "disk_attachments.disk"}).content
+    sdk = {
+        vm.name: (
+            vm.status.value,
+            len(vm.disk_attachments),
+            sum(
+                a.disk.backup is not None and a.disk.backup.value == "incremental"
+                for a in vm.disk_attachments
+            ),
+        )
+        for vm in Reader.read(body)
+    }
+    rows = cli("-o", "json", "vms").json()
+    assert {v["name"]: (v["status"], v["disks"], v["incremental_disks"]) for v in rows} == sdk
+    assert len(sdk) == 40 and {n for _, n, _ in sdk.values()} == {1, 2}
+
+
+@pytest.mark.parametrize("kind", ["billion_laughs", "external_entity", "malformed"])
+def test_vms_refuses_a_hostile_listing(cli: Cli, engine: FakeEngine, web01: Vm, kind: str) -> None:
+    engine.hostile_next(kind, method="GET", path="/vms")
+    r = cli("vms")
+    assert r.code == 1 and len(r.error_lines) == 1
+    assert ("malformed" if kind == "malformed" else "hostile XML") in r.error_lines[0]
+    assert "root:" not in r.stdout + r.stderr and "Traceback" not in r.stderr  # /etc/passwd never read

@@ -91,31 +91,95 @@ def host(host_id: str, name: str = "fake-host-1") -> str:
     )
 
 
+# What the engine's link helper adds to every VM and disk it sends, in a list as in a single GET: the
+# actions of the entity's service and the links to its sub-collections (VmService / DiskService of
+# the API model 4.5). A real VM in ``GET /vms`` carries all of this and the fields below, so the fake
+# sends a reply of the real size (about 12 KB per VM with two disks followed).
+VM_ACTIONS = (
+    "cancelmigration", "clone", "commitsnapshot", "detach", "export", "exporttoexportdomain",
+    "exporttopathonhost", "freezefilesystems", "logon", "maintenance", "migrate", "previewsnapshot",
+    "reboot", "reordermacaddresses", "shutdown", "start", "stop", "suspend", "thawfilesystems",
+    "ticket", "undosnapshot",
+)  # fmt: skip
+VM_LINKS = (
+    "affinitylabels", "applications", "backups", "cdroms", "checkpoints", "graphicsconsoles",
+    "hostdevices", "katelloerrata", "mediateddevices", "nics", "numanodes", "permissions",
+    "reporteddevices", "sessions", "snapshots", "statistics", "tags", "watchdogs",
+)  # fmt: skip
+DISK_ACTIONS = ("copy", "export", "move", "reduce", "refreshlun", "sparsify")
+DISK_LINKS = ("disksnapshots", "permissions", "statistics")
+_BLANK = "00000000-0000-0000-0000-000000000000"
+_ICONS = ("9a1f6f27-8b3a-4d0b-a52e-3c04fe0c5b1e", "4e2b0c8d-7f3e-4a59-9d8c-0b6f1a2e3d4c")
+_PROFILES = ("58ca604e-01a7-003f-01de-000000000250", "58ca604e-01a7-003f-01de-000000000252")
+_QUOTA = '<quota id="58ca604e-01a7-003f-01de-000000000251"/>'
+_VM_SETTINGS = (
+    "<bios><boot_menu><enabled>false</enabled></boot_menu><type>q35_sea_bios</type></bios>"
+    "<cpu_shares>0</cpu_shares><creation_time>2024-01-15T09:30:00.000+00:00</creation_time>"
+    "<delete_protected>false</delete_protected><display><allow_override>false</allow_override>"
+    "<copy_paste_enabled>true</copy_paste_enabled><disconnect_action>LOCK_SCREEN</disconnect_action>"
+    "<file_transfer_enabled>true</file_transfer_enabled><monitors>1</monitors>"
+    "<single_qxl_pci>false</single_qxl_pci><smartcard_enabled>false</smartcard_enabled>"
+    "<type>vnc</type></display><high_availability><enabled>false</enabled><priority>0</priority>"
+    "</high_availability><io><threads>1</threads></io>"
+) + _ref("large_icon", f"{API}/icons/{_ICONS[0]}", _ICONS[0])
+_VM_TAIL = (
+    "<migration><auto_converge>inherit</auto_converge><compressed>inherit</compressed>"
+    "<encrypted>inherit</encrypted></migration><migration_downtime>-1</migration_downtime>"
+    "<multi_queues_enabled>true</multi_queues_enabled><origin>ovirt</origin>"
+    "<placement_policy><affinity>migratable</affinity></placement_policy>"
+    + _ref("small_icon", f"{API}/icons/{_ICONS[1]}", _ICONS[1])
+    + '<sso><methods><method id="guest_agent"/></methods></sso><start_paused>false</start_paused>'
+    "<stateless>false</stateless><storage_error_resume_behaviour>auto_resume</storage_error_resume_behaviour>"
+    "<time_zone><name>Etc/GMT</name></time_zone>"
+)
+_VM_REFS = (
+    _ref("cpu_profile", f"{API}/cpuprofiles/{_PROFILES[0]}", _PROFILES[0])
+    + _QUOTA
+    + "<next_run_configuration_exists>false</next_run_configuration_exists>"
+    "<numa_tune_mode>interleave</numa_tune_mode>"
+)
+_DISK_SETTINGS = "<propagate_errors>false</propagate_errors>{qcow}<shareable>false</shareable>"
+_DISK_REFS = (
+    "<wipe_after_delete>false</wipe_after_delete>"
+    + _ref("disk_profile", f"{API}/diskprofiles/{_PROFILES[1]}", _PROFILES[1])
+    + _QUOTA
+)
+
+
+def _links(base: str, actions: Iterable[str], rels: Iterable[str]) -> str:
+    acts = "".join(f'<link href="{base}/{rel}" rel="{rel}"/>' for rel in actions)
+    return f"<actions>{acts}</actions>" + "".join(f'<link href="{base}/{rel}" rel="{rel}"/>' for rel in rels)
+
+
 def vm(v: Vm, cluster_id: str, inline: str | None = None, extra: str = "") -> str:
-    """``<vm>`` with the sub-collection links a client may follow.
+    """``<vm>`` with its actions, the sub-collection links a client may follow and the settings a
+    real engine sends (bios, display, memory policy, ...; most fixed here, the sizes from the VM).
 
     ``inline`` ("attachments" or "disk", from ``follow=disk_attachments[.disk]``) puts the VM's
     ``<disk_attachments>`` in place of their link, each with a disk reference or the full disk.
     ``extra`` goes inside (``<initialization>`` for ``all_content=true``).
     """
-    base = f"{API}/vms/{v.id}"
-    rels: tuple[str, ...] = ("backups", "checkpoints", "nics")
-    rels = rels if inline else ("diskattachments", *rels)
-    links = "".join(f'<link href="{_a(base)}/{rel}" rel="{rel}"/>' for rel in rels)
+    base = f"{API}/vms/{_a(v.id)}"
+    rels = VM_LINKS if inline else ("diskattachments", *VM_LINKS)
+    links = _links(base, VM_ACTIONS, rels)
     if inline:
         items = [disk_attachment(v, d, inline == "disk") for d in v.disks]
         links += collection("disk_attachments", items)
     running = v.status in ("up", "powering_up")
     host_ref = _ref("host", f"{API}/hosts/{v.host_id}", v.host_id) if running else ""
     cluster_id = v.cluster_id or cluster_id
-    blank = "00000000-0000-0000-0000-000000000000"
     return (
-        f'<vm href="{_a(base)}" id="{_a(v.id)}">{links}{_el("name", v.name)}'
+        f'<vm href="{base}" id="{_a(v.id)}">{links}{_el("name", v.name)}{_VM_SETTINGS}'
         f"<cpu><architecture>x86_64</architecture><topology><cores>1</cores>"
         f"{_el('sockets', v.cpus)}<threads>1</threads></topology></cpu>{_el('memory', v.memory)}"
-        f"<os><type>other_linux</type></os>{_el('status', v.status)}<type>server</type>{host_ref}"
-        f"{_ref('cluster', f'{API}/clusters/{cluster_id}', cluster_id)}"
-        f"{_ref('template', f'{API}/templates/{blank}', blank)}{extra}</vm>"
+        f"<memory_policy><ballooning>true</ballooning>{_el('guaranteed', v.memory)}"
+        f"{_el('max', 4 * v.memory)}</memory_policy>{_VM_TAIL}"
+        f"<os><boot><devices><device>hd</device></devices></boot><type>other_linux</type></os>"
+        f"<type>server</type><usb><enabled>false</enabled></usb>{_el('status', v.status)}"
+        f"{'<start_time>2024-01-15T09:31:00.000+00:00</start_time>' if running else ''}{host_ref}"
+        f"{_ref('cluster', f'{API}/clusters/{cluster_id}', cluster_id)}{_VM_REFS}"
+        f"{_ref('original_template', f'{API}/templates/{_BLANK}', _BLANK)}"
+        f"{_ref('template', f'{API}/templates/{_BLANK}', _BLANK)}{extra}</vm>"
     )
 
 
@@ -129,15 +193,16 @@ def disk(d: Disk, href: str | None = None, mode: str | None = None, domain: str 
     """
     href = href or f"{API}/disks/{d.id}"
     sd = domain or _ref("storage_domain", f"{API}/storagedomains/{d.storage_domain_id}", d.storage_domain_id)
+    qcow = "<qcow_version>qcow2_v3</qcow_version>" if d.format == "cow" else ""
     return (
-        f'<disk href="{_a(href)}" id="{_a(d.id)}">'
+        f'<disk href="{_a(href)}" id="{_a(d.id)}">{_links(_a(href), DISK_ACTIONS, DISK_LINKS)}'
         f"{_el('actual_size', d.actual_size)}{_el('alias', d.alias)}{_el('backup', d.backup)}"
         f"{_el('backup_mode', mode) if mode else ''}{_el('content_type', d.content_type)}"
         f"{_el('description', d.description) if d.description is not None else ''}"
-        f"{_el('format', d.format)}{_el('name', d.alias)}"
-        f"{_el('provisioned_size', d.provisioned_size)}"
+        f"{_el('format', d.format)}{_el('image_id', d.image_id)}{_el('name', d.alias)}"
+        f"{_DISK_SETTINGS.format(qcow=qcow)}{_el('provisioned_size', d.provisioned_size)}"
         f"{_el('sparse', str(d.sparse).lower())}{_el('status', d.status)}"
-        f"<storage_type>image</storage_type>{_el('total_size', d.actual_size)}"
+        f"<storage_type>image</storage_type>{_el('total_size', d.actual_size)}{_DISK_REFS}"
         f"<storage_domains>{sd}</storage_domains></disk>"
     )
 
