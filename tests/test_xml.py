@@ -10,7 +10,7 @@ import ovirtsdk4.types as types
 import pytest
 from ovirtsdk4.reader import Reader
 
-from ovbackup.engine import xml
+from ovbackup.engine import xml, xmlstream
 from ovbackup.engine.model import Backup, BackupPhase, Disk, DiskBackupMode
 from ovbackup.errors import ResponseError
 
@@ -165,13 +165,22 @@ def test_a_dtd_anywhere_before_the_root_is_refused(body: bytes, streamed: bool) 
         xml.parse_many(data, "backup", xml.backup_from)
 
 
-def test_an_entity_without_a_dtd_is_malformed_not_read() -> None:
+@pytest.fixture(params=[True, False], ids=["quiet-C-parser", "start-events"])
+def c_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both ways the C parser reads a DTD-free collection: no events once the root has started
+    (XMLParser._setevents), or the stock one "start" event per element."""
+    quiet: bool = request.param
+    monkeypatch.setattr(xmlstream, "QUIET", quiet)
+    return quiet
+
+
+def test_an_entity_without_a_dtd_is_malformed_not_read(c_path: bool) -> None:
     body = b'<backups><backup id="x"><description>&xxe;</description></backup></backups>'
     with pytest.raises(ResponseError, match=r"malformed XML .*undefined entity"):
         xml.parse_many(Trickle(body), "backup", xml.backup_from)
 
 
-def test_a_collection_reads_the_same_whole_streamed_or_through_defusedxml() -> None:
+def test_a_collection_reads_the_same_whole_streamed_or_through_defusedxml(c_path: bool) -> None:
     items = ENGINE_BACKUP.replace(b'id="B"', b'id="B1"') + ENGINE_BACKUP.replace(b'id="B"', b'id="B2"')
     body = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<backups>' + items + b"</backups>"
     whole = xml.parse_many(body, "backup", xml.backup_from)
@@ -179,6 +188,28 @@ def test_a_collection_reads_the_same_whole_streamed_or_through_defusedxml() -> N
     assert xml.parse_many(Trickle(body), "backup", xml.backup_from) == whole
     as_utf16 = body.replace(b"UTF-8", b"UTF-16").decode().encode("utf-16")  # the defusedxml path
     assert xml.parse_many(as_utf16, "backup", xml.backup_from) == whole
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.999])
+def test_a_truncated_collection_is_malformed_on_both_paths(c_path: bool, cut: float) -> None:
+    body = b"<backups>" + ENGINE_BACKUP * 50 + b"</backups>"
+    with pytest.raises(ResponseError, match="malformed XML"):
+        xml.parse_many(Trickle(body[: int(len(body) * cut)], step=4096), "backup", xml.backup_from)
+
+
+@pytest.mark.parametrize("utf16", [False, True], ids=["C-parser", "defusedxml"])
+def test_a_large_collection_never_sits_in_memory_as_one_tree(c_path: bool, utf16: bool) -> None:
+    items = b"".join(ENGINE_BACKUP.replace(b'id="B"', b'id="B%d"' % i) for i in range(2000))
+    body = b'<?xml version="1.0" encoding="UTF-8"?>\n<backups>' + items + b"</backups>"
+    if utf16:
+        body = body.replace(b"UTF-8", b"UTF-16").decode().encode("utf-16")
+    elements = xmlstream.children(Trickle(body, step=64 * 1024))
+    root = next(elements)
+    held = []
+    for n, el in enumerate(elements):
+        assert el.get("id") == f"B{n}" and el.find("phase") is not None  # complete, in order
+        held.append(len(root))
+    assert len(held) == 2000 and max(held) < 200  # items of a chunk or so, never all 2,000
 
 
 @pytest.mark.parametrize(

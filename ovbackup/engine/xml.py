@@ -2,12 +2,13 @@
 
 No DTD is ever accepted: the engine never sends one, so any DOCTYPE (entity bombs, external entities)
 is refused at once, before it can cost memory or open files. Single documents go through defusedxml
-with DTDs forbidden; collections through xmlstream.events (the C parser only for a body whose prolog
+with DTDs forbidden; collections through xmlstream.children (the C parser only for a body whose prolog
 holds no DOCTYPE, defusedxml otherwise).
 """
 
 from __future__ import annotations
 
+import gc
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
@@ -66,6 +67,26 @@ def parse_datetime(text: str) -> datetime:
 
 
 @contextmanager
+def _collecting_later() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a collection is read.
+
+    Parsing allocates an element per XML element, and every 700 allocations start a collection that
+    walks the young objects (and, as the list of results grows, the older ones): 5,000 VMs with their
+    disks parse in about half the time without it. Elements and model objects form no cycles, so
+    nothing is left for the collector to find. The previous state comes back afterwards, whatever
+    happens; with threads (the fleet), a parse that ends first may switch it back on under another
+    one still running, which then only runs at the usual speed.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@contextmanager
 def _parsing() -> Iterator[None]:
     """Turn the parser's refusals into ResponseError: hostile (a DTD) or malformed."""
     try:
@@ -85,11 +106,22 @@ def parse_document(data: bytes, *roots: str) -> Element:
     return root
 
 
-def _text(el: Element, tag: str) -> str | None:
-    child = el.find(tag)
-    if child is None or child.text is None:
+def _child(el: Element | None, *tags: str) -> Element | None:
+    """``el.find("a/b/c")`` as one ``find`` per step: a plain tag is looked up in C, a path goes
+    through ElementPath's Python generators (a third of the time of 5,000 VMs' conversion)."""
+    for tag in tags:
+        if el is None:
+            return None
+        el = el.find(tag)
+    return el
+
+
+def _text(el: Element | None, tag: str) -> str | None:
+    child = None if el is None else el.find(tag)
+    if child is None:
         return None
-    return child.text.strip()
+    text = child.text
+    return None if text is None else text.strip()
 
 
 def _int(el: Element, tag: str) -> int | None:
@@ -136,6 +168,7 @@ def _ids(el: Element, tag: str) -> str:
 
 
 def disk_from(el: Element) -> Disk:
+    domains = el.find("storage_domains")
     return Disk(
         id=_ids(el, "disk"),
         name=_text(el, "alias") or _text(el, "name"),
@@ -147,9 +180,9 @@ def disk_from(el: Element) -> Disk:
         status=_text(el, "status"),
         sparse=_bool(el, "sparse"),
         content_type=_text(el, "content_type"),
-        storage_domains=tuple(
-            storage_domain_from(sd) for sd in el.findall("storage_domains/storage_domain") if sd.get("id")
-        ),
+        storage_domains=()
+        if domains is None
+        else tuple(storage_domain_from(sd) for sd in domains.findall("storage_domain") if sd.get("id")),
     )
 
 
@@ -206,13 +239,12 @@ def vm_from(el: Element) -> Vm:
         cluster_id=None if cluster is None else cluster.get("id"),
         cluster_name=None if cluster is None else _text(cluster, "name"),
         # The OVF arrives as text (escaped XML) inside <data>: kept as the engine wrote it.
-        configuration=_raw_text(el, "initialization/configuration/data"),
+        configuration=_raw_text(_child(el, "initialization", "configuration", "data")),
     )
 
 
-def _raw_text(el: Element, path: str) -> str | None:
-    child = el.find(path)
-    return None if child is None or child.text is None else child.text
+def _raw_text(child: Element | None) -> str | None:
+    return None if child is None else child.text
 
 
 def disk_attachment_from(el: Element) -> DiskAttachment:
@@ -235,7 +267,7 @@ def nic_from(el: Element) -> Nic:
         id=_ids(el, "nic"),
         name=_text(el, "name"),
         interface=_text(el, "interface"),
-        mac=_text(el, "mac/address"),
+        mac=_text(el.find("mac"), "address"),
         vnic_profile_id=_ref(el, "vnic_profile"),
     )
 
@@ -245,7 +277,7 @@ def storage_domain_from(el: Element) -> StorageDomain:
         id=_ids(el, "storage_domain"),
         name=_text(el, "name"),
         type=_text(el, "type"),
-        storage_type=_text(el, "storage/type"),
+        storage_type=_text(el.find("storage"), "type"),
         status=_text(el, "status") or _text(el, "external_status"),
         available=_int(el, "available"),
     )
@@ -280,24 +312,14 @@ def parse_many(data: bytes | IO[bytes], tag: str, convert: Callable[[Element], T
     so 10,000 backups never exist as one element tree."""
     plural = tag + "s"
     items: list[T] = []
-    depth = 0
-    root: Element | None = None
-    with _parsing():
-        for event, el in xmlstream.events(data):
-            if event == "start":
-                if depth == 0:
-                    if el.tag != plural:
-                        raise ResponseError(f"engine sent <{el.tag}> where <{plural}> was expected")
-                    root = el
-                depth += 1
-                continue
-            depth -= 1
-            if depth == 1 and root is not None:
-                if el.tag == tag:
-                    items.append(convert(el))
-                root.remove(el)
-    if root is None:
-        raise ResponseError(f"engine sent an empty reply where <{plural}> was expected")
+    with _parsing(), _collecting_later():
+        elements = xmlstream.children(data)
+        root = next(elements, None)
+        if root is None:
+            raise ResponseError(f"engine sent an empty reply where <{plural}> was expected")
+        if root.tag != plural:
+            raise ResponseError(f"engine sent <{root.tag}> where <{plural}> was expected")
+        items.extend(convert(el) for el in elements if el.tag == tag)
     return items
 
 

@@ -1,4 +1,4 @@
-"""The events of a collection body (``parse_many``), parsed while it arrives.
+"""A collection body (``parse_many``) read item by item while it arrives.
 
 No DTD is ever accepted. The body is first looked at up to its root element: when that prolog holds
 no DOCTYPE, the document cannot declare an entity (expat then knows only the five predefined ones and
@@ -11,13 +11,14 @@ refused the same way as a single document.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections import deque
 from collections.abc import Iterator
 from typing import IO, Literal
 
 import defusedxml.ElementTree as SafeET
 
 Element = ET.Element
-EVENTS: tuple[Literal["start"], Literal["end"]] = ("start", "end")
+_STARTS: tuple[Literal["start"]] = ("start",)
 
 _CHUNK = 64 * 1024
 _BLANK = b" \t\r\n"
@@ -67,18 +68,84 @@ class _Rest:
         return self._source.read(size) if self._source is not None else b""
 
 
-def events(data: bytes | IO[bytes]) -> Iterator[tuple[str, Element]]:
-    """(event, element) for "start" and "end", from the C parser when the prolog has no DTD."""
+def _split(data: bytes | IO[bytes]) -> tuple[bool, _Rest]:
+    """Whether the prolog holds no DTD (see the module docstring), and the whole body to parse."""
     if isinstance(data, bytes):
-        verdict, rest = _prolog_has_no_dtd(data), _Rest(data, None)
+        return bool(_prolog_has_no_dtd(data)), _Rest(data, None)
+    head = b""
+    while (verdict := _prolog_has_no_dtd(head)) is None:
+        chunk = data.read(_CHUNK)
+        if not chunk:
+            break
+        head += chunk
+    return bool(verdict), _Rest(head, data)
+
+
+def _harvest(root: Element, *, ended: bool) -> list[Element]:
+    """Take the complete children out of ``root``: all of them once the document has ended, else all
+    but the last (a child is complete as soon as its next sibling has started)."""
+    done = root[:] if ended else root[:-1]
+    del root[: len(done)]
+    return done
+
+
+# XMLParser._setevents (private, what XMLPullParser itself calls; in CPython's C and Python parsers
+# since 3.4) sets which events a parser reports, and may be called again. Reporting "start" only
+# until the root element has started, then nothing at all, leaves no per-element step in Python:
+# expat and the C tree builder read the body alone, about 30 % faster than one event per element.
+# Without the method, the stock path (_starts_path) is used; tests run both.
+QUIET = callable(getattr(ET.XMLParser, "_setevents", None))
+
+
+def _quiet_path(rest: _Rest) -> Iterator[Element]:
+    parser = ET.XMLParser(target=ET.TreeBuilder())  # noqa: S314 (no DOCTYPE: no entities)
+    queue: deque[tuple[str, Element]] = deque()
+    parser._setevents(queue, _STARTS)  # type: ignore[attr-defined]
+    root: Element | None = None
+    while chunk := rest.read(_CHUNK):
+        parser.feed(chunk)
+        if root is None:
+            if not queue:
+                continue
+            root = queue[0][1]
+            parser._setevents(queue, ())  # type: ignore[attr-defined]
+            yield root
+        queue.clear()  # empty; a parser that kept reporting would otherwise fill it
+        if len(root) > 1:
+            yield from _harvest(root, ended=False)
+    parser.close()  # raises ParseError for a truncated or empty body
+    if root is not None:
+        yield from _harvest(root, ended=True)
+
+
+def _starts_path(rest: _Rest, *, no_dtd: bool) -> Iterator[Element]:
+    if no_dtd:
+        events = ET.iterparse(rest, events=_STARTS)  # noqa: S314 (no DOCTYPE: no entities)
     else:
-        head = b""
-        while (verdict := _prolog_has_no_dtd(head)) is None:
-            chunk = data.read(_CHUNK)
-            if not chunk:
-                break
-            head += chunk
-        rest = _Rest(head, data)
-    if verdict:
-        return ET.iterparse(rest, events=EVENTS)  # noqa: S314 (no DOCTYPE: no entities)
-    return SafeET.iterparse(rest, events=EVENTS, forbid_dtd=True)  # type: ignore[no-any-return]
+        events = SafeET.iterparse(rest, events=_STARTS, forbid_dtd=True)
+    root: Element | None = None
+    for _, el in events:
+        if root is None:
+            root = el
+            yield root
+        elif len(root) > 1:
+            yield from _harvest(root, ended=False)
+    if root is not None:  # the iterator ends once the parser has seen the end of the document
+        yield from _harvest(root, ended=True)
+
+
+def children(data: bytes | IO[bytes], *, quiet: bool | None = None) -> Iterator[Element]:
+    """The root element, then each of its children once it is complete, in document order.
+
+    Children are handed out (and dropped from the root: a large reply never exists as one tree)
+    while the body is still arriving; the last one when the document has ended. A truncated or
+    malformed body raises ``ET.ParseError`` and a hostile one defusedxml's exception, before the
+    children that follow the fault. The C parser reads a body whose prolog holds no DTD, with no
+    event per element at all when ``quiet`` (default: ``QUIET``), one "start" event per element
+    otherwise; defusedxml reads any other body, one "start" event per element (not two: that step
+    in Python is most of the cost of 5,000 VMs with their disks, a million elements).
+    """
+    no_dtd, rest = _split(data)
+    if no_dtd and (QUIET if quiet is None else quiet):
+        return _quiet_path(rest)
+    return _starts_path(rest, no_dtd=no_dtd)
