@@ -134,9 +134,18 @@ def test_unknown_checkpoint(cli: Cli, web01: Vm) -> None:
 
 
 def test_disk_not_attached_to_the_vm(cli: Cli, web01: Vm) -> None:
-    one_error(
+    line = one_error(
         cli("add", "web01", "--disk", "d15c0000-0000-4000-8000-000000000000"), 4, "not attached to VM web01"
     )
+    # The hint's command really lists the ids --disk takes.
+    hinted = line.split("`")[1].split()
+    assert hinted == ["ovbackup", "disks", "web01"], line
+    listed = cli("-o", "json", *hinted[1:])
+    assert listed.code == 0, listed.stderr
+    assert sorted(d["id"] for d in listed.json()) == sorted(d.id for d in web01.disks)
+    assert {d["name"] for d in listed.json()} == {"web01_os", "web01_raw"}
+    table = cli(*hinted[1:])
+    assert all(d.id in table.stdout for d in web01.disks)
 
 
 # ---- transport ------------------------------------------------------------------------------------

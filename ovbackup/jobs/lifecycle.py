@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from shlex import quote
 
 from ovbackup.engine import polling
 from ovbackup.engine.model import Backup, BackupPhase, Disk, DiskAttachment, DiskBackup
@@ -41,7 +42,7 @@ def select_disks(
         if missing:
             raise NotFoundError(
                 f"disk {', '.join(missing)} is not attached to VM {vm_name}",
-                hint=f"`ovbackup vms --search name={vm_name}` and the engine UI list its disks",
+                hint=f"`ovbackup disks {quote(vm_name)}` lists the ids of its disks",
             )
         return DiskSelection(tuple(attached[d] for d in dict.fromkeys(requested)), ())
     disks = tuple(attached.values())

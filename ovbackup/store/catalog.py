@@ -371,6 +371,18 @@ class Catalog:
         return hold_lock(self.dir / LOCK, f"VM {self.vm_name}", wait=wait, poll=poll)
 
 
+def existing_root(root: Path) -> Path:
+    """``root`` for a command that only looks at a backup directory (``catalog``, ``verify``): one that
+    does not exist, or is not a directory, is a wrong path (exit 2) — said loudly, so a cron job with a
+    typo in ``--dir`` notices instead of reporting no restore points — and nothing is created in it."""
+    hint = "check --dir, OVBACKUP_DIR or the config section's backup_dir"
+    if not root.exists():
+        raise ConfigError(f"backup directory {root} does not exist", hint=hint)
+    if not root.is_dir():
+        raise ConfigError(f"backup directory {root} is not a directory", hint=hint)
+    return root
+
+
 def find_catalog(root: Path, ref: str) -> Catalog:
     """The catalog of the VM named ``ref`` — or whose id or recorded name is ``ref`` — under ``root``.
     Needs no engine: the VM may be long gone, which is often why it is being restored."""

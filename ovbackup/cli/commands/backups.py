@@ -285,16 +285,22 @@ def wait_cmd(
 def disks(
     ctx: typer.Context,
     vm: VmArg,
-    backup_id: BackupIdArg,
+    backup_id: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(metavar="[BACKUP_ID]", help="Backup id (default: the VM's attached disks)."),
+    ] = None,
     output: OutputOpt = None,
     timeout: TimeoutOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """List the disks of a backup and how each is taken (full or incremental)."""
+    """List the disks of a backup and how each is taken, or the disks attached to VM."""
     s = settings(ctx, output=output, timeout=timeout, debug=debug)
     with connect(ctx, s) as connection:
         _, vm_service = open_vm(connection, vm)
-        result = vm_service.backups_service().backup_service(backup_id).disks()
+        if backup_id is None:  # the ids `--disk` takes
+            result = [a.disk for a in vm_service.disk_attachments()]
+        else:
+            result = vm_service.backups_service().backup_service(backup_id).disks()
     emit_disks(s, result)
 
 

@@ -376,12 +376,12 @@ def verify_cmd(
     from ovbackup.cli.render import print_json
     from ovbackup.errors import BackupFailedError
     from ovbackup.imageio.client import require_tools
-    from ovbackup.store.catalog import Catalog
+    from ovbackup.store.catalog import existing_root, find_catalog
     from ovbackup.store.verify import verify_point
 
     s = settings(ctx, output=output, debug=debug, backup_dir=directory)
     require_tools()
-    catalog = Catalog(_backup_dir(s), vm)
+    catalog = find_catalog(existing_root(_backup_dir(s)), vm)  # by name or id; an unknown VM: exit 4
     with catalog.lock(0):
         prune_cli.tidy(catalog)  # finish an interrupted prune, remove orphan files
         point = catalog.find(point_name)
@@ -406,8 +406,8 @@ def verify_cmd(
         if r.ok:
             note(f"disk {r.alias or r.disk_id}: ok ({len(r.files)} file(s) in the chain)")
     if not ok:
-        raise BackupFailedError(f"restore point {point.name} of {vm} failed verification")
-    note(f"restore point {point.name} of {vm} verified")
+        raise BackupFailedError(f"restore point {point.name} of {catalog.vm_name} failed verification")
+    note(f"restore point {point.name} of {catalog.vm_name} verified")
 
 
 def catalog_cmd(
@@ -419,16 +419,16 @@ def catalog_cmd(
 ) -> None:
     """List the local restore points of VM (no engine needed)."""
     from ovbackup.cli.render import print_json
-    from ovbackup.store.catalog import Catalog
+    from ovbackup.store.catalog import existing_root, find_catalog
 
     s = settings(ctx, output=output, debug=debug, backup_dir=directory)
-    catalog = Catalog(_backup_dir(s), vm)
+    catalog = find_catalog(existing_root(_backup_dir(s)), vm)  # by name or id; an unknown VM: exit 4
     points = catalog.points()
     extra, fields = prune_cli.chain_columns(catalog, points)  # chain depth, bytes held alone
     if s.output == "json":
         print_json([{**p.to_json(), **extra[p.name]} for p in points])
     elif points:
-        _print_points(points, title=f"Restore points of {vm} in {catalog.dir}", extra=fields)
+        _print_points(points, title=f"Restore points of {catalog.vm_name} in {catalog.dir}", extra=fields)
     else:
         note(f"no restore points in {catalog.dir}")
 
