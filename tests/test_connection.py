@@ -68,3 +68,34 @@ def test_both_sso_error_layouts_are_read(monkeypatch: pytest.MonkeyPatch, payloa
         c.login()
     assert "Cannot authenticate user 'u@internal'." in str(info.value)
     assert "access_denied" in str(info.value)
+
+
+def test_many_threads_share_the_pool_without_noise(
+    engine: FakeEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fleet run's disk threads (``--parallel`` x ``--parallel-disks``) outnumber the pool: they wait for
+    a connection instead of opening extra ones that urllib3 then discards with a warning on stderr."""
+    import threading
+
+    engine.add_vm("web01")
+    errors: list[BaseException] = []
+    with Connection(engine.url, engine.username, engine.password) as c:
+        c.request("GET", "vms")
+        start = threading.Barrier(64)
+
+        def worker() -> None:
+            try:
+                start.wait()
+                for _ in range(5):
+                    assert c.request("GET", "vms").status_code == 200
+            except BaseException as e:  # reported below, in the test's thread
+                errors.append(e)
+
+        with caplog.at_level("WARNING"):
+            threads = [threading.Thread(target=worker) for _ in range(64)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    assert errors == []
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")] == []

@@ -118,7 +118,9 @@ class Connection:
             raise_on_status=False,
             respect_retry_after_header=True,
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+        # pool_block: threads beyond the pool (a fleet's --parallel x --parallel-disks) wait for a free
+        # connection; without it urllib3 opens extra ones and discards them with a warning on stderr.
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=32, pool_block=True)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         if insecure:
