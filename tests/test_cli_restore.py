@@ -416,6 +416,8 @@ def test_every_backup_records_what_a_restore_needs_for_two_requests(
         vm = SystemService(c).vms_service().vm_service(source.id).get(all_content=True)
     assert config["ovf"] == vm.configuration and "ovf:Envelope" in config["ovf"]
     assert config["cluster_id"] == vm.cluster_id and config["vm_id"] == source.id
+    cluster = data_engine.state.inventory.clusters[vm.cluster_id]
+    assert config["cluster_name"] == cluster.name  # follow=cluster: the name too, in the same request
     attachments = {a.disk.id: a for a in attachments_of(data_engine, source.id)}
     assert {d["id"] for d in config["disks"]} == set(attachments)
     for d in config["disks"]:

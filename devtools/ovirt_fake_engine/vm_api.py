@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import ovirtsdk4.types as types
 
-from ovirt_fake_engine import ovf, vms, xml_vms, xmlout
+from ovirt_fake_engine import ovf, vms, xml_inventory, xml_vms, xmlout
 from ovirt_fake_engine.model import Vm, not_found
 from ovirt_fake_engine.state import EngineState
-from ovirt_fake_engine.wire import Reply, cut, flag, max_items, read, xml_reply
+from ovirt_fake_engine.wire import Reply, cut, flag, follow, max_items, read, xml_reply
 
 
 def vm_xml(state: EngineState, vm: Vm, query: dict[str, list[str]], inline: str | None = None) -> str:
-    """``GET /vms/{id}``; ``all_content=true`` adds the OVF configuration (``inline``: xmlout.vm)."""
+    """``GET /vms/{id}``; ``all_content=true`` adds the OVF configuration, ``follow=cluster`` the whole
+    cluster in place of its reference, as the engine's LinkFollower does (``inline``: xmlout.vm)."""
     extra = ""
+    cluster = state.inventory.clusters.get(vm.cluster_id or state.cluster_id)
     if flag(query, "all_content"):
-        cluster = state.inventory.clusters.get(vm.cluster_id or state.cluster_id)
         extra = xml_vms.initialization(ovf.write(vm, cluster.name if cluster else "Default"))
-    return xmlout.vm(vm, state.cluster_id, inline, extra)
+    followed = xml_inventory.cluster(cluster) if cluster and "cluster" in follow(query) else None
+    return xmlout.vm(vm, state.cluster_id, inline, extra, followed)
 
 
 def route(

@@ -151,13 +151,14 @@ def _links(base: str, actions: Iterable[str], rels: Iterable[str]) -> str:
     return f"<actions>{acts}</actions>" + "".join(f'<link href="{base}/{rel}" rel="{rel}"/>' for rel in rels)
 
 
-def vm(v: Vm, cluster_id: str, inline: str | None = None, extra: str = "") -> str:
+def vm(v: Vm, cluster_id: str, inline: str | None = None, extra: str = "", cluster: str | None = None) -> str:
     """``<vm>`` with its actions, the sub-collection links a client may follow and the settings a
     real engine sends (bios, display, memory policy, ...; most fixed here, the sizes from the VM).
 
     ``inline`` ("attachments" or "disk", from ``follow=disk_attachments[.disk]``) puts the VM's
     ``<disk_attachments>`` in place of their link, each with a disk reference or the full disk.
-    ``extra`` goes inside (``<initialization>`` for ``all_content=true``).
+    ``extra`` goes inside (``<initialization>`` for ``all_content=true``); ``cluster``, the whole
+    ``<cluster>`` element (``follow=cluster``), replaces the reference to it.
     """
     base = f"{API}/vms/{_a(v.id)}"
     rels = VM_LINKS if inline else ("diskattachments", *VM_LINKS)
@@ -177,7 +178,7 @@ def vm(v: Vm, cluster_id: str, inline: str | None = None, extra: str = "") -> st
         f"<os><boot><devices><device>hd</device></devices></boot><type>other_linux</type></os>"
         f"<type>server</type><usb><enabled>false</enabled></usb>{_el('status', v.status)}"
         f"{'<start_time>2024-01-15T09:31:00.000+00:00</start_time>' if running else ''}{host_ref}"
-        f"{_ref('cluster', f'{API}/clusters/{cluster_id}', cluster_id)}{_VM_REFS}"
+        f"{cluster or _ref('cluster', f'{API}/clusters/{cluster_id}', cluster_id)}{_VM_REFS}"
         f"{_ref('original_template', f'{API}/templates/{_BLANK}', _BLANK)}"
         f"{_ref('template', f'{API}/templates/{_BLANK}', _BLANK)}{extra}</vm>"
     )

@@ -60,6 +60,11 @@ def from_config(name: str | None, data: str, regenerate: bool | None = None, **k
 def test_configuration_and_nics(engine: FakeEngine, api: Api, web01: Vm) -> None:
     plain = api.ok(api.call("GET", f"/vms/{web01.id}"))
     assert plain.initialization is None and plain.cluster.id == engine.state.cluster_id
+    assert plain.cluster.name is None  # a reference; follow=cluster inlines the cluster itself
+    followed = api.ok(api.call("GET", f"/vms/{web01.id}?all_content=true&follow=cluster"))
+    cluster = engine.state.inventory.clusters[engine.state.cluster_id]
+    assert (followed.cluster.id, followed.cluster.name) == (cluster.id, cluster.name)
+    assert followed.cluster.version.major == 4 and followed.initialization.configuration.data
     assert (plain.memory, plain.cpu.topology.sockets) == (4 * GIB, 2)
     data = config_of(api, web01.id)
     root = DET.fromstring(data.encode())
