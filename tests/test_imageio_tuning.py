@@ -4,7 +4,9 @@ what makes the file hash after each download read memory instead of the disk (be
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,14 +40,30 @@ def qemu_nbd_cache(image: Path, sock: Path) -> str:
     raise AssertionError("no qemu-nbd found")
 
 
+def direct_io_dir(tmp_path: Path) -> Path:
+    """A directory whose file system takes O_DIRECT (tmpfs does not): tmp_path, else one in the checkout."""
+    for base in (tmp_path, Path(__file__).resolve().parent.parent):
+        probe = Path(tempfile.mkdtemp(prefix=".odirect-", dir=base))
+        try:
+            (probe / "f").write_bytes(b"")
+            os.close(os.open(probe / "f", os.O_RDWR | os.O_DIRECT))
+            return probe
+        except OSError:
+            shutil.rmtree(probe)
+    raise AssertionError("no directory here takes O_DIRECT: cannot show imageio choosing it")
+
+
 def test_downloads_write_through_the_page_cache(pristine: None, tmp_path: Path) -> None:
-    image = tmp_path / "disk.qcow2"
+    where = direct_io_dir(tmp_path)
+    image = where / "disk.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "1M"], check=True)
     # on this file system imageio itself picks O_DIRECT (a second trip to the disk for the file hash)
     assert qemu_nbd_cache(image, tmp_path / "a.sock") == "none"
     assert tuning.page_cache_images() is True
     assert qemu_nbd_cache(image, tmp_path / "b.sock") == "writeback"
     assert tuning.page_cache_images() is True  # idempotent
+    if where.parent != tmp_path:
+        shutil.rmtree(where)
 
 
 def test_an_untested_imageio_is_left_as_it_is(pristine: None, monkeypatch: pytest.MonkeyPatch) -> None:
