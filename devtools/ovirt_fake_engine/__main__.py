@@ -12,6 +12,7 @@ script ``ovbackup-fake-engine`` is the same program.
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import ssl
 import sys
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             dataplane.stop()
         if lock is not None:
             lock.release()
+        shutil.rmtree(workdir, ignore_errors=True)
         raise
 
     err = sys.stderr
@@ -147,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             dataplane.stop()
         if lock is not None:
             lock.release()
+        shutil.rmtree(workdir, ignore_errors=True)  # its TLS CA and keys
     return 0
 
 

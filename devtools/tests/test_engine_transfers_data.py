@@ -7,6 +7,7 @@ parallel downloads, and with the fixture's real-time phases (polled, never timed
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -217,15 +218,19 @@ def test_no_process_outlives_the_engine(eng: DataEngine) -> None:
 def test_main_with_data_dir_serves_real_disks(tmp_path: Path) -> None:
     """``python -m ovirt_fake_engine --data-dir``: demo disks are real images; SIGTERM stops everything."""
     url_file, data_dir = tmp_path / "url", tmp_path / "data"
-    cmd = [sys.executable, "-m", "ovirt_fake_engine", "--port", "0", "--url-file", str(url_file)]
-    proc = subprocess.Popen([*cmd, "--data-dir", str(data_dir)], stderr=subprocess.PIPE, text=True)
+    cmd = [sys.executable, "-m", "ovirt_fake_engine", "--port", "0", "--url-file", str(url_file), "--tls"]
+    scratch = tmp_path / "tmp"  # the engine's own temporary files (its TLS CA and keys) go here
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    proc = subprocess.Popen([*cmd, "--data-dir", str(data_dir)], stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 60  # a hang guard, not a timing assertion
         while not url_file.exists():
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         url = url_file.read_text().strip()
-        r = requests.get(f"{url}/vms", auth=("admin@internal", "secret-pw"), timeout=60)
+        (ca,) = scratch.glob("fake-engine-*/fake-engine-ca.pem")
+        r = requests.get(f"{url}/vms", auth=("admin@internal", "secret-pw"), timeout=60, verify=str(ca))
         vms = Reader.read(r.content)
         assert [v.name for v in vms] == ["web01", "db01", "paused01"]
         assert len(list((data_dir / "disks").iterdir())) == 4  # every demo disk has an image
@@ -233,6 +238,7 @@ def test_main_with_data_dir_serves_real_disks(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "imageio data URL: http://127.0.0.1:" in err
+    assert "imageio data URL: https://127.0.0.1:" in err
     leftover = subprocess.run(["pgrep", "-f", str(data_dir)], capture_output=True, text=True, check=False)
     assert leftover.stdout == ""
+    assert list(scratch.iterdir()) == []  # its temporary directory goes with it
