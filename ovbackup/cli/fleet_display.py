@@ -7,25 +7,25 @@ terminal (bars, lines, or JSON Lines events with ``--progress json``) and append
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING
 
 from ovbackup.cli import render
-from ovbackup.cli.reporting import BarReporter, LineReporter
+from ovbackup.cli.reporting import PROGRESS, BarReporter, JsonEvents, LineReporter, now_iso
 from ovbackup.engine.model import Disk, Vm
 from ovbackup.errors import ConfigError
 from ovbackup.jobs.fleet import FleetResult, VmResult
 from ovbackup.jobs.reporter import Reporter
 from ovbackup.store.catalog import DiskRecord
 
-PROGRESS = ("auto", "bars", "lines", "json")
+if TYPE_CHECKING:
+    from ovbackup.jobs.upload import RestoredDisk
+
 SUMMARY_FIELDS: list[render.Field[VmResult]] = [
     render.Field("vm", "VM", lambda r: r.vm, no_wrap=True),
     render.Field("status", "Status", lambda r: r.status),
@@ -35,28 +35,6 @@ SUMMARY_FIELDS: list[render.Field[VmResult]] = [
     render.Field("seconds", "Seconds", lambda r: f"{r.seconds:.1f}"),
     render.Field("error", "Error", lambda r: r.error),
 ]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class JsonEvents:
-    """``--progress json``: one JSON object per line on stderr, for CI steps and wrappers."""
-
-    def __init__(self, stream: IO[str] | None = None) -> None:
-        self._lock = threading.Lock()
-        self._stream = stream
-
-    def emit(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"event": event, "time": _now(), **fields}, ensure_ascii=False)
-        with self._lock:
-            try:
-                stream = self._stream or sys.stderr
-                stream.write(line + "\n")
-                stream.flush()
-            except (OSError, ValueError):  # a closed pipe must never break a job or its teardown
-                pass
 
 
 class LogFile:
@@ -72,7 +50,7 @@ class LogFile:
     def line(self, vm: str | None, text: str) -> None:
         with self._lock:
             try:
-                self._file.write(f"{_now()} {vm + ': ' if vm else ''}{text}\n")
+                self._file.write(f"{now_iso()} {vm + ': ' if vm else ''}{text}\n")
                 self._file.flush()
             except (OSError, ValueError):
                 pass
@@ -146,6 +124,10 @@ class _VmReporter:
                 f"disk {record.alias or record.id}: {record.bytes_transferred} bytes in "
                 f"{record.seconds:.1f} s → {record.file}",
             )
+
+    def disk_restored(self, disk: RestoredDisk) -> None:  # a fleet backs up: never called today
+        if self.display.terminal is not None:
+            self.display.terminal.disk_restored(disk)
 
     def waiting(self, text: str | None, elapsed: float) -> None:
         d = self.display

@@ -17,6 +17,7 @@ import contextlib
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ovbackup.engine import ovf
@@ -290,9 +291,17 @@ def _attach(
 
 
 def run_restore(
-    system: SystemService, catalog: Catalog, point_name: str | None, opts: RestoreOptions, reporter: Reporter
+    system: SystemService,
+    catalog: Catalog,
+    point_name: str | None,
+    opts: RestoreOptions,
+    reporter: Reporter,
+    planned: Callable[[Plan], None] | None = None,
 ) -> RestoreResult:
+    """Plan (``planned`` is told the plan: nothing is created yet), then restore."""
     plan = plan_restore(system, catalog, point_name, opts)
+    if planned is not None:
+        planned(plan)
     job = UploadJob(system, UndoStack(reporter), opts.upload, reporter, threading.Event())
     vm: Vm | None = plan.attach_to
     started = False

@@ -255,10 +255,5 @@ def restore_disk(job: UploadJob, plan: DiskPlan) -> RestoredDisk:
         upload_seconds=round(upload_seconds, 3),
         verified=True if job.opts.verify else None,
     )
-    rate = plan.data / upload_seconds if upload_seconds else 0.0
-    job.reporter.note(
-        f"disk {label}: {plan.data / 2**20:.1f} MiB uploaded in {upload_seconds:.1f} s "
-        f"({rate / 2**20:.0f} MiB/s; {result.seconds:.1f} s in all) → "
-        f"new disk {created.id} on {plan.domain.label}" + (", checksum verified" if job.opts.verify else "")
-    )
+    job.reporter.disk_restored(result)
     return result

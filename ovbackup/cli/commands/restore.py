@@ -14,8 +14,9 @@ from ovbackup.cli.help import Command
 from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt, offer
 
 if TYPE_CHECKING:
+    from ovbackup.cli.reporting import JsonEvents
     from ovbackup.jobs.export import ExportResult
-    from ovbackup.jobs.restore import RestoreResult
+    from ovbackup.jobs.restore import Plan, RestoreResult
 
 PointArg = Annotated[
     Optional[str],  # noqa: UP045 - typer reads annotations at run time
@@ -25,6 +26,15 @@ PointArg = Annotated[
 ]
 UploadParallelOpt = Annotated[
     int, typer.Option("--parallel-disks", metavar="N", help="Disks uploaded at once.", min=1, max=16)
+]
+ProgressOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--progress",
+        metavar="auto|bars|lines|json",
+        autocompletion=offer("auto", "bars", "lines", "json"),
+        help="How to show progress on stderr [config progress]",
+    ),
 ]
 RestoreDiskOpt = Annotated[
     Optional[list[str]],  # noqa: UP045
@@ -85,6 +95,51 @@ def _export_json(r: "ExportResult") -> dict[str, Any]:
         "ovf": str(r.dest / r.ovf) if r.ovf else None,
         "verified": None,
     }
+
+
+def _run_start(events: "JsonEvents", vm: str, plan: "Plan") -> None:
+    target = (
+        {"new_vm": plan.vm_name}
+        if plan.vm_name
+        else {"attach_to": plan.attach_to.label}
+        if plan.attach_to
+        else {"disks_only": True}
+    )
+    disks = [
+        {
+            "source": d.source_id,
+            "alias": d.alias,
+            "bytes": d.data,
+            "size": d.size,
+            "storage_domain": d.domain.label,
+        }
+        for d in plan.disks
+    ]
+    events.emit("run_start", vm=vm, point=plan.point.name, disks=disks, **target)
+
+
+def _run_result(events: "JsonEvents", started: float, e: BaseException | None, doc: Any = None) -> None:
+    import time
+
+    from ovbackup.errors import ExitCode
+
+    seconds = round(time.monotonic() - started, 3)
+    if e is None:
+        done = {
+            "vm": doc["vm"],
+            "point": doc["point"],
+            "disks": len(doc["disks"]),
+            "verified": doc["verified"],
+        }
+        bytes_ = sum(d["bytes"] for d in doc["disks"])
+        events.emit("run_result", ok=True, **done, bytes=bytes_, seconds=seconds, exit_code=0)
+        return
+    code = getattr(
+        e, "exit_code", ExitCode.INTERRUPTED if isinstance(e, KeyboardInterrupt) else ExitCode.ERROR
+    )
+    events.emit(
+        "run_result", ok=False, error=str(e) or type(e).__name__, seconds=seconds, exit_code=int(code)
+    )
 
 
 def _print_disks(rows: list[dict[str, Any]], ident: str, header: str, title: str) -> None:
@@ -149,12 +204,15 @@ def restore_cmd(
     ] = False,
     max_workers: WorkersOpt = 4,
     parallel_disks: UploadParallelOpt = 4,
+    progress: ProgressOpt = None,
     output: OutputOpt = None,
     timeout: TimeoutOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Restore a point of VM as a new VM (or its disks only) on the engine; nothing is left on failure."""
-    from ovbackup.cli.reporting import close_reporter, make_reporter
+    import time
+
+    from ovbackup.cli.reporting import JsonReporter, close_reporter, make_reporter, progress_mode
     from ovbackup.engine.services import SystemService
     from ovbackup.imageio.client import require_tools
     from ovbackup.jobs.restore import RestoreOptions, run_restore
@@ -176,16 +234,36 @@ def restore_cmd(
         parallel_disks=parallel_disks,
         upload=UploadOptions(verify=verify, max_workers=max_workers, cafile=s.cafile, secure=not s.insecure),
     )
+    mode = progress_mode(progress, s.section.get("progress"))
     require_tools("restoring")
-    with connect(ctx, s) as connection, signals_as_interrupt():
-        reporter = make_reporter()
-        try:
-            result = run_restore(SystemService(connection), catalog, point, opts, reporter)
-        finally:
-            close_reporter(reporter)
+    began = time.monotonic()
+    reporter = make_reporter(mode)
+    events = reporter.events if isinstance(reporter, JsonReporter) else None
+    try:
+        with connect(ctx, s) as connection, signals_as_interrupt():
+            try:
+                result = run_restore(
+                    SystemService(connection),
+                    catalog,
+                    point,
+                    opts,
+                    reporter,
+                    planned=None
+                    if events is None
+                    else lambda plan: _run_start(events, catalog.vm_name, plan),
+                )
+            finally:
+                close_reporter(reporter)
+    except BaseException as e:
+        if events is not None:
+            _run_result(events, began, e)
+        raise
     where = f"VM {result.vm.label} ({result.vm.id})" if result.vm else "new disks"
-    note(f"restored point {result.point} of {catalog.vm_name}: {len(result.disks)} disk(s) → {where}")
     document = _restore_json(result)
+    if events is not None:
+        _run_result(events, began, None, document)
+    else:
+        note(f"restored point {result.point} of {catalog.vm_name}: {len(result.disks)} disk(s) → {where}")
     if s.output == "json":
         from ovbackup.cli.render import print_json
 
