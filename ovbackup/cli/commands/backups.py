@@ -287,7 +287,7 @@ def disks(
     vm: VmArg,
     backup_id: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Argument(metavar="[BACKUP_ID]", help="Backup id (default: the VM's attached disks)."),
+        typer.Argument(metavar="BACKUP_ID", help="Backup id (default: the VM's attached disks)."),
     ] = None,
     output: OutputOpt = None,
     timeout: TimeoutOpt = None,
