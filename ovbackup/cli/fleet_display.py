@@ -29,10 +29,10 @@ if TYPE_CHECKING:
 SUMMARY_FIELDS: list[render.Field[VmResult]] = [
     render.Field("vm", "VM", lambda r: r.vm, no_wrap=True),
     render.Field("status", "Status", lambda r: r.status),
-    render.Field("mode", "Mode", lambda r: r.mode),
+    render.Field("mode", "Mode", lambda r: r.mode, drop=3),
     render.Field("point", "Point", lambda r: r.point, no_wrap=True),
-    render.Field("bytes", "Bytes", lambda r: r.bytes, show=render.human_size),
-    render.Field("seconds", "Seconds", lambda r: f"{r.seconds:.1f}"),
+    render.Field("bytes", "Bytes", lambda r: r.bytes, show=render.human_size, no_wrap=True, drop=2),
+    render.Field("seconds", "Seconds", lambda r: f"{r.seconds:.1f}", drop=1),
     render.Field("error", "Error", lambda r: r.error),
 ]
 

@@ -25,7 +25,11 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Field(Generic[T]):
-    """One attribute of a resource: its JSON key (None: table only) and how the table shows it."""
+    """One attribute of a resource: its JSON key (None: table only) and how the table shows it.
+
+    ``no_wrap``: the value is never broken (ids, sizes; other cells wrap between words). ``drop``: when
+    the table is too wide for the terminal, the columns with a ``drop`` go, lowest first (layout.py);
+    the others stay, or each record becomes a block of lines."""
 
     key: str | None
     header: str
@@ -34,6 +38,7 @@ class Field(Generic[T]):
     no_wrap: bool = False
     style: str | None = None
     show: Callable[[Any], str] | None = None
+    drop: int | None = None
 
 
 def jsonable(value: Any) -> Any:
@@ -67,11 +72,11 @@ def show_value(value: Any) -> str:
 DISK_FIELDS: list[Field[Disk]] = [
     Field("id", "Disk ID", lambda d: d.id, no_wrap=True),
     Field("name", "Name", lambda d: d.name),
-    Field("format", "Format", lambda d: d.format),
-    Field("backup", "Backup", lambda d: d.backup),
+    Field("format", "Format", lambda d: d.format, drop=3),
+    Field("backup", "Backup", lambda d: d.backup, drop=2),
     Field("backup_mode", "Mode", lambda d: d.backup_mode),
-    Field("provisioned_size", "Size", lambda d: d.provisioned_size, show=human_size),
-    Field("actual_size", "Allocated", lambda d: d.actual_size, show=human_size),
+    Field("provisioned_size", "Size", lambda d: d.provisioned_size, show=human_size, no_wrap=True, drop=4),
+    Field("actual_size", "Allocated", lambda d: d.actual_size, show=human_size, no_wrap=True, drop=1),
 ]
 
 
@@ -95,24 +100,24 @@ PHASE_STYLES = {"failed": "red", "succeeded": "green", "ready": "cyan", "invalid
 BACKUP_FIELDS: list[Field[Backup]] = [
     Field("id", "Backup ID", lambda b: b.id, no_wrap=True),
     Field("phase", "Phase", lambda b: b.phase),
-    Field(None, "Checkpoints (from → to)", _checkpoints, no_wrap=True),
+    Field(None, "Checkpoints (from → to)", _checkpoints),  # wraps between the two ids
     Field("from_checkpoint_id", "From checkpoint", lambda b: b.from_checkpoint_id, table=False),
     Field("to_checkpoint_id", "To checkpoint", lambda b: b.to_checkpoint_id, table=False),
-    Field("creation_date", "Created", lambda b: b.creation_date),
+    Field("creation_date", "Created", lambda b: b.creation_date, drop=2),
     Field("modification_date", "Modified", lambda b: b.modification_date, table=False),
     Field("description", "Description", lambda b: b.description, table=False),
     Field("vm_id", "VM ID", lambda b: b.vm_id, table=False),
     Field("host_id", "Host ID", lambda b: b.host_id, table=False),
     Field("snapshot_id", "Snapshot ID", lambda b: b.snapshot_id, table=False),
-    Field("disks", "Disks", lambda b: b.disks, show=_disk_names),
+    Field("disks", "Disks", lambda b: b.disks, show=_disk_names, drop=1),
 ]
 
 CHECKPOINT_FIELDS: list[Field[Checkpoint]] = [
     Field("id", "Checkpoint ID", lambda c: c.id, no_wrap=True),
     Field("parent_id", "Parent", lambda c: c.parent_id, no_wrap=True),
-    Field("creation_date", "Created", lambda c: c.creation_date),
+    Field("creation_date", "Created", lambda c: c.creation_date, drop=2),
     Field("state", "State", lambda c: c.state),
-    Field("description", "Description", lambda c: c.description),
+    Field("description", "Description", lambda c: c.description, drop=1),
     Field("vm_id", "VM ID", lambda c: c.vm_id, table=False),
     Field("disks", "Disks", lambda c: c.disks, table=False),
 ]
@@ -121,8 +126,8 @@ VM_FIELDS: list[Field[VmSummary]] = [
     Field("id", "VM ID", lambda v: v.vm.id, no_wrap=True),
     Field("name", "Name", lambda v: v.vm.name),
     Field("status", "Status", lambda v: v.vm.status),
-    Field("disks", "Disks", lambda v: v.disks),
-    Field("incremental_disks", "Incremental disks", lambda v: v.incremental_disks),
+    Field("disks", "Disks", lambda v: v.disks, drop=2),
+    Field("incremental_disks", "Incremental disks", lambda v: v.incremental_disks, drop=1),
 ]
 
 
@@ -195,23 +200,77 @@ def _cell(f: Field[T], item: T) -> str:
 def print_table(
     items: Sequence[T], fields: Sequence[Field[T]], *, title: str | None = None, stderr: bool = False
 ) -> None:
-    """A table on stdout (``stderr``: on stderr, when stdout carries a JSON document)."""
+    """A table on stdout (``stderr``: on stderr, when stdout carries a JSON document).
+
+    Piped, every row is one line, however long (ids stay whole for grep and awk). On a terminal the
+    table fits its width without cutting an id (layout.py): cells wrap between words, low-value
+    columns go, or each record becomes a block.
+    """
     from rich import box
     from rich.table import Table
 
     console = _console(stderr)
-    table = Table(title=title, box=box.SIMPLE_HEAD if console.is_terminal else box.ASCII2)
     shown = [f for f in fields if f.table]
-    for f in shown:
-        table.add_column(f.header, no_wrap=f.no_wrap or not console.is_terminal, overflow="fold")
-    for item in items:
-        row = []
+    rows = [[_cell(f, item) for f in shown] for item in items]
+    if not console.is_terminal:
+        table = Table(title=title, box=box.ASCII2)
         for f in shown:
-            text = _cell(f, item)
-            style = PHASE_STYLES.get(text) or f.style
-            row.append(f"[{style}]{text}[/]" if style and console.is_terminal else _escape(text))
-        table.add_row(*row)
+            table.add_column(f.header, no_wrap=True)
+        for row in rows:
+            table.add_row(*(_escape(text) for text in row))
+        console.print(table)
+        return
+    from ovbackup.cli.layout import Column, plan
+
+    columns = [Column(f.header, [row[n] for row in rows], f.no_wrap, f.drop) for n, f in enumerate(shown)]
+    fit = plan(columns, console.width)
+    if fit.blocks:
+        _print_blocks(console, shown, rows, title)
+        return
+    table = Table(
+        title=_escape(title) if title else None, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False
+    )
+    for n, width in zip(fit.shown, fit.widths, strict=True):
+        table.add_column(shown[n].header, width=width, no_wrap=shown[n].no_wrap, overflow="fold")
+    for row in rows:
+        table.add_row(*(_styled(shown[n], row[n]) for n in fit.shown))
     console.print(table)
+
+
+def _styled(f: Field[Any], text: str) -> str:
+    style = PHASE_STYLES.get(text) or f.style
+    return f"[{style}]{_escape(text)}[/]" if style else _escape(text)
+
+
+def _print_blocks(
+    console: Any, shown: Sequence[Field[Any]], rows: list[list[str]], title: str | None
+) -> None:
+    """Each record as ``header  value`` lines, a blank line between records: for terminals too narrow
+    for the columns that must stay. Values wrap between words; one that still does not fit beside the
+    headers goes on a line of its own under its header."""
+    from rich.cells import cell_len
+    from rich.table import Table
+    from rich.text import Text
+
+    label = max(cell_len(f.header) for f in shown)
+    longest = max((cell_len(w) for row in rows for text in row for w in text.split()), default=1)
+    beside = console.width - label - 2 >= longest
+    if title:
+        console.print(Text(title, style="italic"))
+    for row in rows:
+        console.print()
+        grid = Table.grid(padding=(0, 2) if beside else (0, 0))
+        if beside:
+            grid.add_column(no_wrap=True, width=label, style="bold")
+            grid.add_column(overflow="fold")
+            for f, text in zip(shown, row, strict=True):
+                grid.add_row(_escape(f.header), _styled(f, text))
+        else:
+            grid.add_column(overflow="fold")
+            for f, text in zip(shown, row, strict=True):
+                grid.add_row(f"[bold]{_escape(f.header)}[/]")
+                grid.add_row(_styled(f, text))
+        console.print(grid)
 
 
 def print_record(item: T, fields: Sequence[Field[T]], *, title: str | None = None) -> None:

@@ -96,20 +96,25 @@ def _print_points(
     from ovbackup.cli import render
 
     fields: list[render.Field[RestorePoint]] = [
+        # On a narrow terminal the columns with a drop rank go, lowest first; ids always stay.
         render.Field("name", "Point", lambda p: p.name, no_wrap=True),
-        render.Field("mode", "Mode", lambda p: p.mode),
+        render.Field("mode", "Mode", lambda p: p.mode, drop=6),
         render.Field("complete", "Complete", lambda p: "yes" if p.complete else "NO"),
         render.Field("backup_id", "Backup ID", lambda p: p.backup_id, no_wrap=True),
         render.Field(
             None,
             "Checkpoints (from → to)",
             lambda p: f"{p.from_checkpoint_id or '(full)'} → {p.to_checkpoint_id or '-'}",
-            no_wrap=True,
         ),
-        render.Field(None, "Disks", lambda p: len(p.disks)),
-        render.Field(None, "Bytes", lambda p: p.bytes_transferred, show=render.human_size),
+        render.Field(None, "Disks", lambda p: len(p.disks), drop=3),
         render.Field(
-            None, "Verified", lambda p: "-" if p.verified is None else ("yes" if p.verified else "FAILED")
+            None, "Bytes", lambda p: p.bytes_transferred, show=render.human_size, no_wrap=True, drop=4
+        ),
+        render.Field(
+            None,
+            "Verified",
+            lambda p: "-" if p.verified is None else ("yes" if p.verified else "FAILED"),
+            drop=5,
         ),
     ]
     render.print_table(points, [*fields, *extra], title=title)

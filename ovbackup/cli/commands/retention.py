@@ -165,8 +165,15 @@ def chain_columns(
         for p in points
     }
     fields: list[render.Field[RestorePoint]] = [
-        render.Field(None, "Depth", lambda p: extra[p.name]["chain_depth"]),
-        render.Field(None, "Holds alone", lambda p: extra[p.name]["bytes_alone"], show=render.human_size),
+        render.Field(None, "Depth", lambda p: extra[p.name]["chain_depth"], drop=2),
+        render.Field(
+            None,
+            "Holds alone",
+            lambda p: extra[p.name]["bytes_alone"],
+            show=render.human_size,
+            no_wrap=True,
+            drop=1,
+        ),
     ]
     return extra, fields
 
