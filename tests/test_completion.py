@@ -150,3 +150,11 @@ def test_fish(tmp_path: Path, line: str, expected: str) -> None:
     script = str(COMPLETIONS / "ovbackup.fish")
     out = run(["fish", "--no-config", "-c", program, script, line], shell_env(tmp_path))
     check_offered([item.split("\t")[0] for item in out], line, expected)
+
+
+def test_the_readme_says_how_to_install_each_script() -> None:
+    readme = (COMPLETIONS.parent / "README.md").read_text()
+    installing = readme.split("## Installing", 1)[1].split("\n## ", 1)[0]
+    assert "`ovbackup` must be on `PATH`" in " ".join(installing.split())  # the scripts call it on TAB
+    for shell in SHELLS:
+        assert f"completions/ovbackup.{shell}" in installing, f"no install line for {shell}"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.main import get_command
 
 from ovbackup.cli.app import app
@@ -44,6 +47,44 @@ def test_demo_runs_the_main_job_against_the_fake_engine() -> None:
     assert f"backup {backup_id} is ready" in out
     assert backup_id in result.stdout  # listed by `ovbackup list web01`
     assert f"backup {backup_id} is succeeded" in out  # and finalized
+
+
+def data_path_block() -> str:
+    section = README.split("## Trying the data path by hand", 1)[1].split("\n## ", 1)[0]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.dataplane
+def test_the_data_path_block_runs_as_pasted(tmp_path: Path) -> None:
+    """The README's block, run by bash as one piece (as when pasted), stopping at the first failure:
+    it waits for the engine's URL file instead of racing it, and keeps its files private."""
+    block = data_path_block()
+    assert "/tmp" not in block and "mktemp -d" in block  # no fixed, shared paths
+    venv = Path(sys.prefix)
+    if venv != ROOT / ".venv":  # the venv running the tests, wherever it is
+        block = block.replace(".venv/bin/", f"{venv}/bin/")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OVIRT_", "OVBACKUP_"))}
+    env["TMPDIR"] = str(tmp_path)  # mktemp -d makes its directory here, so the test sees it go
+    proc = subprocess.Popen(
+        ["bash", "-e", "-c", block],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # the engine and its data plane too: killed below if the block failed
+    )
+    try:
+        out, err = proc.communicate(timeout=600)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, f"{out[-2000:]}\n{err[-3000:]}"
+    assert re.search(r"full restore point \S+ of web01 complete", err), err
+    assert re.search(r"incremental restore point \S+ of web01 complete", err), err
+    assert "of web01 verified" in err
+    assert "incremental" in out and "(full)" in out  # the two points in catalog's table, on stdout
+    assert list(tmp_path.iterdir()) == []  # the last line removed everything
 
 
 def _commands(group: object, prefix: str = "") -> list[str]:
