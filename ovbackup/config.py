@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,23 @@ from pathlib import Path
 from ovbackup.errors import ConfigError
 
 OUTPUTS = ("table", "json")
+# Every key a config section may hold (ovbackup.conf.example shows each; tests/test_config.py checks it
+# and that the code reads no other). The engine: ovirt-img's keys, plus password_file and secure.
+ENGINE_KEYS = ("engine_url", "username", "password", "password_file", "cafile", "insecure", "secure")
+# backup of several VMs (cli/fleet.py): flag > section > default.
+FLEET_KEYS = (
+    "parallel",
+    "per_host",
+    "max_transfers",
+    "exclude",
+    "shard",
+    "report",
+    "metrics_file",
+    "hook",
+    "hook_timeout",
+    "log_file",
+    "progress",
+)
 # Retention and chain settings: a config section may hold them (cron runs `ovbackup -c prod prune web01`),
 # the command's flags of the same name (keep_daily <-> --keep-daily) override them.
 RETENTION_KEYS = (
@@ -30,6 +48,7 @@ RETENTION_KEYS = (
     "max_chain",
     "keep_checkpoints",
 )
+KEYS = (*ENGINE_KEYS, "backup_dir", *FLEET_KEYS, *RETENTION_KEYS)
 DEFAULT_TIMEOUT = 60.0
 _TRUE = ("1", "yes", "true", "on")
 _FALSE = ("0", "no", "false", "off", "")
@@ -74,6 +93,8 @@ class Settings:
     # parallel, per_host, exclude, hook, …): flag > section > default, resolved by the command.
     section: Mapping[str, str] = field(default_factory=dict, repr=False)
     retention: Mapping[str, str] = field(default_factory=dict)  # RETENTION_KEYS: flag, else section
+    # For the person, on stderr (the CLI prints them; the library never does).
+    warnings: tuple[str, ...] = ()
 
 
 def default_config_file(env: Mapping[str, str]) -> Path:
@@ -83,7 +104,8 @@ def default_config_file(env: Mapping[str, str]) -> Path:
     return own if own.exists() or not fallback.exists() else fallback
 
 
-def read_section(path: Path, name: str, *, explicit: bool) -> dict[str, str]:
+def read_section(path: Path, name: str, *, explicit: bool) -> tuple[dict[str, str], list[str]]:
+    """The section ``name`` of the file, and warnings about the file (a password others can read)."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with path.open(encoding="utf-8") as f:
@@ -98,7 +120,22 @@ def read_section(path: Path, name: str, *, explicit: bool) -> dict[str, str]:
     if not parser.has_section(name):
         known = ", ".join(parser.sections()) or "none"
         raise ConfigError(f"no section [{name}] in {path} (sections: {known})")
-    return dict(parser.items(name))
+    warnings = []
+    if any(parser.has_option(s, "password") for s in parser.sections()):
+        mode = _mode(path)
+        if mode is not None and mode & (stat.S_IRGRP | stat.S_IROTH):
+            warnings.append(
+                f"config file {path} holds a password and is readable by others (mode {mode:04o}): "
+                f"chmod 600 {path}, or keep the password in a file named by password_file"
+            )
+    return dict(parser.items(name)), warnings
+
+
+def _mode(path: Path) -> int | None:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
 
 
 def _bool(value: str, what: str) -> bool:
@@ -135,16 +172,18 @@ def resolve(flags: Flags, env: Mapping[str, str] | None = None) -> Settings:
     """Merge flags, environment, the config section and defaults into Settings.
 
     The password is never a flag: it comes from ``--password-file``, then ``OVIRT_PASSWORD``, then the
-    section's ``password``; when all are missing the CLI may prompt (only on a TTY).
+    section's ``password_file`` or ``password`` (not both); when all are missing the CLI may prompt
+    (only on a TTY).
     """
     env = os.environ if env is None else env
     name = flags.config or env.get("OVBACKUP_CONFIG") or None
     file_flag = flags.config_file or env.get("OVBACKUP_CONFIG_FILE") or None
     section: dict[str, str] = {}
+    warnings: list[str] = []
     config_path: Path | None = None
     if name:
         config_path = Path(file_flag).expanduser() if file_flag else default_config_file(env)
-        section = read_section(config_path, name, explicit=bool(file_flag))
+        section, warnings = read_section(config_path, name, explicit=bool(file_flag))
     elif file_flag:
         raise ConfigError(
             "--config-file given without a section", hint="pick one with -c/--config NAME or OVBACKUP_CONFIG"
@@ -156,10 +195,16 @@ def resolve(flags: Flags, env: Mapping[str, str] | None = None) -> Settings:
                 return value
         return None
 
+    if section.get("password") and section.get("password_file"):
+        raise ConfigError(f"[{name}] in {config_path} has both password and password_file: keep one")
     if flags.password_file:
         password: str | None = read_password_file(flags.password_file)
+    elif env.get("OVIRT_PASSWORD"):
+        password = env["OVIRT_PASSWORD"]
+    elif section.get("password_file"):
+        password = read_password_file(str(Path(section["password_file"]).expanduser()))
     else:
-        password = env.get("OVIRT_PASSWORD") or section.get("password") or None
+        password = section.get("password") or None
 
     if flags.insecure is not None:
         insecure = flags.insecure
@@ -204,4 +249,5 @@ def resolve(flags: Flags, env: Mapping[str, str] | None = None) -> Settings:
             for key in RETENTION_KEYS
             if (value := flags.retention.get(key) or section.get(key, "").strip() or None) is not None
         },
+        warnings=tuple(warnings),
     )

@@ -65,7 +65,7 @@ def global_options(
             "--password-file",
             metavar="FILE",
             help="File whose first line is the password [env OVIRT_PASSWORD holds the password itself, "
-            "config password]; prompted for only on a terminal.",
+            "config password_file or password]; prompted for only on a terminal.",
         ),
     ] = None,
     cafile: Annotated[

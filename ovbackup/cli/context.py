@@ -7,7 +7,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 class State:
     flags: "Flags"
     insecure_warned: list[bool]
+    warned: list[str] = field(default_factory=list)  # the config warnings already shown
 
 
 def settings(
@@ -46,7 +47,12 @@ def settings(
         backup_dir=backup_dir or flags.backup_dir,
         retention={k: v for k, v in (retention or {}).items() if v is not None},
     )
-    return resolve(flags)
+    resolved = resolve(flags)
+    for warning in resolved.warnings:
+        if warning not in state.warned:  # once per run, however many times a command resolves
+            state.warned.append(warning)
+            note(f"warning: {warning}")
+    return resolved
 
 
 def _require(value: str | None, what: str, flag: str, env: str, key: str) -> str:
