@@ -526,3 +526,26 @@ def test_a_finalize_that_times_out_keeps_the_files_in_an_incomplete_point(
     assert [(p["complete"], len(p["disks"])) for p in points] == [(False, 2), (True, 2)]
     assert points[0]["finished"] is not None
     assert_nothing_left_open(data_engine)
+
+
+def test_a_token_expiring_under_parallel_disk_downloads_costs_one_login(
+    dcli: Cli, data_engine: DataEngine
+) -> None:
+    from urllib.parse import parse_qs
+
+    from ovbackup.engine.connection import SSO_LOGOUT_PATH, SSO_TOKEN_PATH
+
+    disks = len(data_engine.web01.disks)
+    issued = len(data_engine.tokens_issued)
+    data_engine.reset_log()
+    # Both disks' transfers are requested together, and the token expires under them: two 401s.
+    data_engine.gather_next(disks, expire_tokens=True, method="POST", path="/imagetransfers")
+    r = backup(dcli, "--parallel-disks", str(disks))
+    assert r.code == 0, r.stderr
+    assert len(r.json()["disks"]) == disks
+    logins = [q for q in data_engine.requests if q.path == SSO_TOKEN_PATH]
+    assert len(logins) == 2  # the run's login and one re-login, not one per disk thread
+    tokens = data_engine.tokens_issued[issued:]
+    logouts = [q for q in data_engine.requests if q.path == SSO_LOGOUT_PATH]
+    assert sorted(parse_qs(q.body.decode())["token"][0] for q in logouts) == sorted(tokens)
+    assert_nothing_left_open(data_engine)

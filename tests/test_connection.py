@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import requests
 from ovirt_fake_engine import FakeEngine
 
-from ovbackup.engine.connection import Connection, normalize_url
+from ovbackup.engine.connection import SSO_LOGOUT_PATH, SSO_TOKEN_PATH, Connection, normalize_url
+from ovbackup.engine.services import SystemService
 from ovbackup.errors import AuthError, EngineUnavailableError
 
 
@@ -75,8 +78,6 @@ def test_many_threads_share_the_pool_without_noise(
 ) -> None:
     """A fleet run's disk threads (``--parallel`` x ``--parallel-disks``) outnumber the pool: they wait for
     a connection instead of opening extra ones that urllib3 then discards with a warning on stderr."""
-    import threading
-
     engine.add_vm("web01")
     errors: list[BaseException] = []
     with Connection(engine.url, engine.username, engine.password) as c:
@@ -99,3 +100,42 @@ def test_many_threads_share_the_pool_without_noise(
                 t.join()
     assert errors == []
     assert [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")] == []
+
+
+def sso_requests(engine: FakeEngine, path: str) -> list[Any]:
+    return [q for q in engine.requests if q.path == path]
+
+
+def logged_out(engine: FakeEngine) -> list[str]:
+    """The tokens the SSO logout requests carried, in order."""
+    return [parse_qs(q.body.decode())["token"][0] for q in sso_requests(engine, SSO_LOGOUT_PATH)]
+
+
+def test_simultaneous_401s_log_in_again_once_and_every_token_is_logged_out(engine: FakeEngine) -> None:
+    web01 = engine.add_vm("web01")
+    n = 6
+    names: list[str] = []
+    errors: list[BaseException] = []
+    with Connection(engine.url, engine.username, engine.password) as connection:
+        vms = SystemService(connection).vms_service()
+        vms.vm_service(web01.id).get()  # logged in
+        # The token expires while n threads' requests are in flight: every one of them gets a 401.
+        engine.gather_next(n, expire_tokens=True, method="GET", path=rf"/vms/{web01.id}")
+        start = threading.Barrier(n)
+
+        def get() -> None:
+            start.wait()
+            try:
+                names.append(str(vms.vm_service(web01.id).get().name))
+            except BaseException as e:  # handed to the test thread
+                errors.append(e)
+
+        threads = [threading.Thread(target=get) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == [] and names == ["web01"] * n
+    assert len(sso_requests(engine, SSO_TOKEN_PATH)) == 2  # the first login and ONE re-login
+    assert len(engine.tokens_issued) == 2
+    assert sorted(logged_out(engine)) == sorted(engine.tokens_issued)  # the replaced one too

@@ -64,7 +64,9 @@ Knobs (set with ``engine.configure(name=value, ...)``, read as ``engine.state.na
   (an engine ``<fault>``, nothing done: ``fault_next("POST", "/vms")`` fails the next VM creation),
   ``fail_next(status=)`` (an HTML error page), ``drop_next(after_body=)`` (the connection cut,
   before or after the request took effect), ``delay_next(seconds=)``, ``hostile_next(kind)``,
-  ``unauthorized_next()``.
+  ``unauthorized_next()``, ``gather_next(n, expire_tokens=)`` (the n requests held until all have
+  arrived; with ``expire_tokens`` every token expires as they are let go). ``tokens_issued`` lists
+  every SSO token handed out.
 * The data plane: ``dataplane.kill_daemon()`` (the host's imageio dies; open transfers are found
   dead at the next poll: downloads ``cancelled_system``, uploads ``paused_system``; the
   ``dataplane`` fixture restarts it for the next test), ``write_disk(disk_id, offset, length,

@@ -52,7 +52,7 @@ KNOBS = frozenset(
 class _Switch:
     """A fault switch armed for the next ``left`` matching requests."""
 
-    kind: str  # fail | drop | delay | unauthorized | hostile | fault
+    kind: str  # fail | drop | delay | unauthorized | hostile | fault | gather
     left: int
     sso: bool = False
     args: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +98,7 @@ class FakeEngine(DataPlaneControls):
         self.logins = 0
         self.logouts = 0
         self._tokens: set[str] = set()
+        self.tokens_issued: list[str] = []  # every token SSO handed out, oldest first
         self._log: list[RecordedRequest] = []
         self._switches: list[_Switch] = []
         self._lock = threading.Lock()
@@ -330,6 +331,21 @@ class FakeEngine(DataPlaneControls):
             raise ValueError(kind)
         self._arm("hostile", n, sso, method, path, kind=kind)
 
+    def gather_next(
+        self,
+        n: int,
+        *,
+        expire_tokens: bool = False,
+        method: str | None = None,
+        path: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        """Hold the next n matching API requests until all n have arrived (at most ``timeout`` real
+        seconds), so they are in flight together; with ``expire_tokens``, every token is invalidated
+        as they are let go — a token expiring under parallel requests: each gets a 401 for its token."""
+        barrier = threading.Barrier(n, action=self.expire_tokens if expire_tokens else None, timeout=timeout)
+        self._arm("gather", n, False, method, path, barrier=barrier)
+
     def unauthorized_next(self, n: int = 1, *, method: str | None = None, path: str | None = None) -> None:
         """Answer 401 (HTML + WWW-Authenticate) to the next n API requests."""
         self._arm("unauthorized", n, False, method, path)
@@ -394,6 +410,7 @@ class FakeEngine(DataPlaneControls):
         token = secrets.token_urlsafe(48)
         with self._lock:
             self._tokens.add(token)
+            self.tokens_issued.append(token)
             self.logins += 1
         exp = str(int((time.time() + 36000) * 1000))
         return _json(

@@ -9,6 +9,7 @@ filters (ovirt-api.md §5.1).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import sys
@@ -133,6 +134,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _with_switches(self, sso: bool, root: str, run: Callable[[], api.Reply], path: str) -> None:
         engine = self.server.engine
         fired = engine._take_switches(sso, self.command, path)
+        gather = fired.get("gather")
+        if gather is not None:
+            # Not all of them came (a broken barrier): go on alone rather than hang the test.
+            with contextlib.suppress(threading.BrokenBarrierError):
+                gather.args["barrier"].wait()
         delay = fired.get("delay")
         if delay is not None:
             time.sleep(delay.args["seconds"])

@@ -6,6 +6,7 @@ upload — each leaving nothing behind that the client did not ask for.
 from __future__ import annotations
 
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from ovirt_fake_engine.demo import DataEngine
 from ovirt_imageio import client
 from test_engine_uploads import STEP, Api
 from test_engine_vms import config_of, from_config
+
+from conftest import Client
 
 MiB = 1 << 20
 P = types.ImageTransferPhase
@@ -107,3 +110,20 @@ def test_daemon_killed_mid_upload(data_engine: DataEngine, tmp_path: Path) -> No
         P.FINISHED_CLEANUP,
     ]
     assert api.call("GET", f"/disks/{d.id}").status_code == 404 and eng.open_transfers() == []
+
+
+def test_gather_next_holds_requests_together_and_expires_tokens_under_them(engine: FakeEngine) -> None:
+    engine.add_vm("web01")
+    clients = [Client(engine) for _ in range(3)]
+    assert len(engine.tokens_issued) == 3
+    engine.gather_next(3, expire_tokens=True, method="GET", path=r"/vms")
+    statuses: list[int] = []
+    threads = [
+        threading.Thread(target=lambda c=c: statuses.append(c.get("/vms").status_code)) for c in clients
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [401, 401, 401]  # every token was valid when sent, expired when answered
+    assert Client(engine).get("/vms").status_code == 200  # a new login works; the switch is used up

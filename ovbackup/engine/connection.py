@@ -8,6 +8,7 @@ ovbackup's exception tree. Nothing else in ovbackup talks HTTP to the engine.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, TypeVar
@@ -98,6 +99,10 @@ class Connection:
         self.headers = dict(headers or {})
         self.query = {k: render_query_value(v) for k, v in (query or {}).items()}
         self._token: str | None = None
+        # Every token obtained, so close() logs each one out; the lock makes the 401s of parallel
+        # disk threads cost one re-login, not one each (each thread's login would orphan the others').
+        self._tokens: list[str] = []
+        self._login_lock = threading.Lock()
         self.session = requests.Session()
         # Passed on every request, not only set on the session: requests lets REQUESTS_CA_BUNDLE
         # override a session's verify (psf/requests#3829), which would ignore --cafile.
@@ -135,6 +140,17 @@ class Connection:
 
     def login(self) -> None:
         """Get an SSO token with the password grant (ovirt-api.md §7.1)."""
+        with self._login_lock:
+            self._login()
+
+    def _refresh(self, stale: str | None) -> None:
+        """Log in because ``stale`` (None: no token yet) was refused — unless another thread already
+        replaced it while this one waited for the lock: then the caller just retries with the new one."""
+        with self._login_lock:
+            if self._token == stale:
+                self._login()
+
+    def _login(self) -> None:
         url = self.base_url + SSO_TOKEN_PATH
         log.debug("POST %s (username=%s, password=<redacted>)", url, self.username)
         response = self._send(
@@ -166,6 +182,7 @@ class Connection:
         if not isinstance(token, str) or not token:
             raise AuthError(f"login as {self.username} failed: no access token in the reply")
         self._token = token
+        self._tokens.append(token)
 
     def _no_sso(self, response: requests.Response) -> EngineError | NotAnEngineError:
         """An SSO reply that is not JSON: the engine is starting or stopping behind its proxy
@@ -186,8 +203,10 @@ class Connection:
 
     def close(self, logout: bool = True) -> None:
         """Revoke the token (best effort: a failed logout must not fail the job) and close sockets."""
-        token, self._token = self._token, None
-        if token and logout:
+        with self._login_lock:
+            tokens, self._tokens, self._token = self._tokens, [], None
+        # The replaced ones too: a 401 does not prove the SSO service forgot a token.
+        for token in tokens if logout else ():
             try:
                 self._send(
                     "POST",
@@ -198,6 +217,7 @@ class Connection:
                 )
             except Exception as e:
                 log.debug("logout failed: %s", e)
+                break  # the engine is not answering: do not wait out every other token too
         self.session.close()
 
     def __enter__(self) -> Connection:
@@ -234,15 +254,16 @@ class Connection:
         all_headers.update(headers or {})
         url = f"{self.url}/{path}" if path else self.url
         if self._token is None:
-            self.login()
+            self._refresh(None)
         for attempt in (1, 2):
-            all_headers["Authorization"] = f"Bearer {self._token}"
+            token = self._token
+            all_headers["Authorization"] = f"Bearer {token}"
             response = self._send(
                 method, url, params=params, data=body, headers=all_headers, timeout=timeout, stream=stream
             )
             if response.status_code == 401 and attempt == 1:
                 log.debug("401 from the engine: logging in again once")
-                self.login()
+                self._refresh(token)
                 continue
             break
         if response.status_code not in ok:
