@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from ovirt_fake_engine import FakeEngine
+from ovirt_fake_engine.demo import DataEngine
 
 from tests.harness import Cli
 
@@ -21,3 +22,16 @@ def cli(
 ) -> Cli:
     """Run ``ovbackup`` in-process against ``engine`` (env set, password file given, fake clock)."""
     return Cli(engine, tmp_path, monkeypatch, capsys)
+
+
+@pytest.fixture
+def dcli(
+    data_engine: DataEngine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Cli:
+    """``cli`` against the engine with real disks (``data_engine``), ``OVBACKUP_DIR`` set to tmp/backups."""
+    cli = Cli(data_engine, tmp_path, monkeypatch, capsys)
+    monkeypatch.setenv("OVBACKUP_DIR", str(tmp_path / "backups"))
+    return cli

@@ -21,18 +21,6 @@ from tests.harness import Cli, Result
 MiB = 1 << 20
 
 
-@pytest.fixture
-def dcli(
-    data_engine: DataEngine,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Cli:
-    cli = Cli(data_engine, tmp_path, monkeypatch, capsys)
-    monkeypatch.setenv("OVBACKUP_DIR", str(tmp_path / "backups"))
-    return cli
-
-
 def snapshot(engine: DataEngine, tmp_path: Path, label: str) -> dict[str, Path]:
     """A copy of every disk of web01 as it is now, to compare restore points with."""
     copies = {}

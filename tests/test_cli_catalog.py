@@ -6,23 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from ovirt_fake_engine.demo import DataEngine
 
 from tests.harness import Cli
 from tests.test_cli_backup_job import backup
-
-
-@pytest.fixture
-def dcli(
-    data_engine: DataEngine,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Cli:
-    cli = Cli(data_engine, tmp_path, monkeypatch, capsys)
-    monkeypatch.setenv("OVBACKUP_DIR", str(tmp_path / "backups"))
-    return cli
 
 
 def one_line(cli: Cli, code: int, *args: str) -> str:

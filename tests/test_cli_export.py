@@ -15,18 +15,6 @@ from tests.harness import Cli
 from tests.test_cli_backup_job import MiB, backup, files_by_disk, same_image, snapshot
 
 
-@pytest.fixture
-def dcli(
-    data_engine: DataEngine,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Cli:
-    cli = Cli(data_engine, tmp_path, monkeypatch, capsys)
-    monkeypatch.setenv("OVBACKUP_DIR", str(tmp_path / "backups"))
-    return cli
-
-
 def test_each_point_exports_as_standalone_byte_exact_images(
     dcli: Cli, data_engine: DataEngine, tmp_path: Path
 ) -> None:

@@ -52,18 +52,6 @@ def fleet(data_engine: DataEngine) -> dict[str, Vm]:
     return vms
 
 
-@pytest.fixture
-def dcli(
-    data_engine: DataEngine,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Cli:
-    cli = Cli(data_engine, tmp_path, monkeypatch, capsys)
-    monkeypatch.setenv("OVBACKUP_DIR", str(tmp_path / "backups"))
-    return cli
-
-
 def same_image(a: Path, b: Path) -> bool:
     return subprocess.run(["qemu-img", "compare", "-q", str(a), str(b)], check=False).returncode == 0
 

@@ -32,18 +32,6 @@ from tests.test_cli_backup_job import MiB, backup, same_image, snapshot
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def dcli(
-    data_engine: DataEngine,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Cli:
-    cli = Cli(data_engine, tmp_path, monkeypatch, capsys)
-    monkeypatch.setenv("OVBACKUP_DIR", str(tmp_path / "backups"))
-    return cli
-
-
 def restore(cli: Cli, *args: str) -> Result:
     return cli("-o", "json", "restore", "web01", *args)
 

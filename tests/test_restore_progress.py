@@ -17,10 +17,8 @@ from ovirt_fake_engine.demo import DataEngine
 from ovbackup.cli.reporting import JsonEvents, JsonReporter
 from tests.harness import Cli
 from tests.test_cli_backup_job import backup, same_image
-from tests.test_cli_restore import assert_left_as_it_was, by_source, dcli, disk_ids, restore, vm_names
+from tests.test_cli_restore import assert_left_as_it_was, by_source, disk_ids, restore, vm_names
 from tests.test_terminal import environment, run_on_pty
-
-__all__ = ["dcli"]  # the fixture, imported for the tests below
 
 
 def events_of(stderr: str) -> list[dict[str, Any]]:

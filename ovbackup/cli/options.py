@@ -41,3 +41,12 @@ TimeoutOpt = Annotated[
 DebugOpt = Annotated[
     bool, typer.Option("--debug", help="Log requests (secrets redacted) and show tracebacks.")
 ]
+ProgressOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--progress",
+        metavar="auto|bars|lines|json",
+        autocompletion=offer("auto", "bars", "lines", "json"),
+        help="How to show progress on stderr [config progress]",
+    ),
+]

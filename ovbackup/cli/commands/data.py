@@ -11,7 +11,7 @@ from ovbackup.cli.commands import retention as prune_cli
 from ovbackup.cli.commands.backups import BackupIdArg, VmArg
 from ovbackup.cli.context import connect, note, settings, signals_as_interrupt
 from ovbackup.cli.help import Command
-from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt, offer
+from ovbackup.cli.options import DebugOpt, OutputOpt, ProgressOpt, TimeoutOpt, offer
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -283,15 +283,7 @@ def backup_cmd(
         Optional[str],  # noqa: UP045
         typer.Option("--log-file", metavar="FILE", help="Append timestamped lines per VM [config log_file]"),
     ] = None,
-    progress: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            "--progress",
-            metavar="auto|bars|lines|json",
-            autocompletion=offer("auto", "bars", "lines", "json"),
-            help="How to show progress on stderr [config progress]",
-        ),
-    ] = None,
+    progress: ProgressOpt = None,
     prune: prune_cli.PruneAfterOpt = False,
     max_chain: prune_cli.MaxChainOpt = None,
     keep_checkpoints: prune_cli.KeepCheckpointsOpt = None,

@@ -11,7 +11,7 @@ from ovbackup.cli.commands.backups import VmArg
 from ovbackup.cli.commands.data import DirOpt, WorkersOpt, _backup_dir
 from ovbackup.cli.context import connect, note, settings, signals_as_interrupt
 from ovbackup.cli.help import Command
-from ovbackup.cli.options import DebugOpt, OutputOpt, TimeoutOpt, offer
+from ovbackup.cli.options import DebugOpt, OutputOpt, ProgressOpt, TimeoutOpt, offer
 
 if TYPE_CHECKING:
     from ovbackup.cli.reporting import JsonEvents
@@ -26,15 +26,6 @@ PointArg = Annotated[
 ]
 UploadParallelOpt = Annotated[
     int, typer.Option("--parallel-disks", metavar="N", help="Disks uploaded at once.", min=1, max=16)
-]
-ProgressOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option(
-        "--progress",
-        metavar="auto|bars|lines|json",
-        autocompletion=offer("auto", "bars", "lines", "json"),
-        help="How to show progress on stderr [config progress]",
-    ),
 ]
 RestoreDiskOpt = Annotated[
     Optional[list[str]],  # noqa: UP045
