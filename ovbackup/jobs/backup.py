@@ -32,6 +32,7 @@ from ovbackup.jobs.teardown import cancel_disk_transfers, finish_after_failure
 from ovbackup.jobs.transfers import TransferGate
 from ovbackup.store.catalog import Catalog, RestorePoint, timestamp
 from ovbackup.store.retention import chain_depth
+from ovbackup.store.verify import changed_files
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,11 @@ def plan_mode(
         catalog.incremental_base(d.id, newest.to_checkpoint_id, fmt).record is None for d in newest.disks
     ):
         reason = f"files of restore point {newest.name} or of its backing chain are missing"
+    elif changed := changed_files(catalog, newest):
+        reason = (
+            f"{changed[0]} (in the chain of restore point {newest.name}) changed since it was written: "
+            "its hash no longer matches the catalog's"
+        )
     else:
         try:
             checkpoint = vm_service.checkpoints_service().checkpoint_service(newest.to_checkpoint_id).get()

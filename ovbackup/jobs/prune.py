@@ -28,6 +28,7 @@ from ovbackup.store.catalog import (
     Catalog,
     Checksum,
     DiskRecord,
+    file_stamp,
     fsync_dir,
 )
 from ovbackup.store.retention import Merge, Policy, PrunePlan, plan_prune
@@ -173,11 +174,14 @@ def _merge(catalog: Catalog, m: Merge, renamed: dict[str, str], stamp: str, repo
     finally:
         partial.unlink(missing_ok=True)
     on_step("renamed")
+    size, mtime_ns = file_stamp(final)
     return replace(
         m.disk,
         mode=mode,
         file=name,
         backing_file=backing,
         file_hash=digest,
+        file_size=size,
+        file_mtime_ns=mtime_ns,
         checksum=Checksum(expected.algorithm, expected.block_size, got),
     )

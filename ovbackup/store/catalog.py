@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,10 @@ class DiskRecord:
     seconds: float = 0.0  # the whole disk: transfer set-up, download, checks, finalize
     download_seconds: float = 0.0  # moving the bytes only
     file_hash: str | None = None  # 'sha256:…' of the file as written, for offline `verify`
+    # The file's size and mtime (ns) when its hash was taken: while both are unchanged, the file is
+    # taken as unchanged without reading it (store/verify.py changed_files). None in older catalogs.
+    file_size: int | None = None
+    file_mtime_ns: int | None = None
     checksum: Checksum | None = None  # imageio's checksum of the image, when checked with --verify
 
     @classmethod
@@ -118,6 +122,12 @@ class RestorePoint:
         )
 
 
+def _stamped(disk: DiskRecord, stamp: tuple[int, int] | None) -> DiskRecord:
+    if stamp is None:
+        return disk
+    return replace(disk, file_size=stamp[0], file_mtime_ns=stamp[1])
+
+
 def now() -> datetime:
     """The wall clock that names restore points and dates them; tests replace it to spread points over
     weeks without waiting (as they replace ``polling.clock``)."""
@@ -144,6 +154,12 @@ def safe_name(text: str) -> str:
 def disk_file_name(point: str, disk_id: str, alias: str | None, mode: str, fmt: str) -> str:
     """``{time}.{alias}.{disk-id}.{mode}.{ext}``: ls shows time order, the disk and the mode."""
     return f"{point}.{safe_name(alias or 'disk')}.{disk_id}.{mode}.{fmt}"
+
+
+def file_stamp(path: Path) -> tuple[int, int]:
+    """(size, mtime in ns): what a file's record keeps to see cheaply that it was not changed."""
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -249,6 +265,12 @@ class Catalog:
         """Add or replace (by name) one restore point."""
         points = [p for p in self.points() if p.name != point.name]
         self._save([*points, point])
+
+    def restamp(self, stamps: dict[str, tuple[int, int]]) -> None:
+        """Record a new (size, mtime) for files whose content was just proven unchanged by their hash."""
+        self._save(
+            [replace(p, disks=tuple(_stamped(d, stamps.get(d.file)) for d in p.disks)) for p in self.points()]
+        )
 
     def write_config(self, point: RestorePoint) -> None:
         """The point's restore configuration as a file beside its images (atomically)."""

@@ -20,7 +20,15 @@ from typing import Any
 
 from ovbackup.errors import ConfigError
 from ovbackup.imageio.images import file_hash, repoint
-from ovbackup.store.catalog import JOURNAL, RESERVED, Catalog, DiskRecord, RestorePoint, write_atomically
+from ovbackup.store.catalog import (
+    JOURNAL,
+    RESERVED,
+    Catalog,
+    DiskRecord,
+    RestorePoint,
+    file_stamp,
+    write_atomically,
+)
 from ovbackup.store.retention import own_files
 
 
@@ -50,24 +58,27 @@ class Switch:
 
 def apply_switch(catalog: Catalog, switch: Switch, on_step: Callable[[str], None]) -> list[RestorePoint]:
     """Re-point the children, then rewrite the catalog; safe to run again after a crash at any step."""
-    hashes: dict[str, tuple[str, str]] = {}
+    hashes: dict[str, tuple[str, str, tuple[int, int]]] = {}
     for child, backing in switch.repoint:
-        repoint(catalog.dir / child, backing)
+        path = catalog.dir / child
+        repoint(path, backing)  # rewrites the image's header: a new hash and stamp
         on_step("repointed")
-        hashes[child] = (backing, file_hash(catalog.dir / child))
+        hashes[child] = (backing, file_hash(path), file_stamp(path))
     points = []
     for point in catalog.points():
         if point.name in switch.remove:
             continue
         disks = switch.replace.get(point.name, point.disks)
-        disks = tuple(
-            replace(d, backing_file=hashes[d.file][0], file_hash=hashes[d.file][1]) if d.file in hashes else d
-            for d in disks
-        )
+        disks = tuple(_repointed(d, hashes[d.file]) if d.file in hashes else d for d in disks)
         points.append(replace(point, disks=disks))
     catalog.write(points)
     on_step("switched")
     return points
+
+
+def _repointed(disk: DiskRecord, new: tuple[str, str, tuple[int, int]]) -> DiskRecord:
+    backing, digest, (size, mtime_ns) = new
+    return replace(disk, backing_file=backing, file_hash=digest, file_size=size, file_mtime_ns=mtime_ns)
 
 
 def journal_path(catalog: Catalog) -> Path:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ovbackup.imageio.images import file_hash
-from ovbackup.store.catalog import DiskRecord, RestorePoint, fsync_dir
+from ovbackup.store.catalog import DiskRecord, RestorePoint, file_stamp, fsync_dir
 
 
 def fsync_and_hash(path: Path) -> str:
@@ -54,7 +54,8 @@ class Unsealed:
         digest = self.durable.result()
         os.replace(self.partial, self.final)
         fsync_dir(self.final.parent)
-        record = replace(self.record, file_hash=digest)
+        size, mtime_ns = file_stamp(self.final)  # a rename keeps the mtime the hash was taken at
+        record = replace(self.record, file_hash=digest, file_size=size, file_mtime_ns=mtime_ns)
         on_sealed(record)
         return record
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ovbackup.errors import TransferError
 from ovbackup.imageio.images import file_hash, image_check, image_info
-from ovbackup.store.catalog import Catalog, DiskRecord, RestorePoint
+from ovbackup.store.catalog import Catalog, DiskRecord, RestorePoint, file_stamp
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,38 @@ def verify_disk(catalog: Catalog, disk: DiskRecord) -> DiskVerification:
         elif file_hash(path, record.file_hash.partition(":")[0]) != record.file_hash:
             problems.append(f"{record.file}: checksum differs from the one recorded at backup time")
     return DiskVerification(disk.id, disk.alias, tuple(r.file for r in chain), tuple(problems))
+
+
+def changed_files(catalog: Catalog, point: RestorePoint) -> list[str]:
+    """The files of ``point``'s chains whose content is no longer what was written: what an incremental
+    must not be built on. Cheap while nothing changed: a file whose size and mtime (ns) are still the
+    recorded ones is taken as unchanged without being read (bit rot that keeps both is ``verify``'s to
+    find). Only a file whose stamp differs — or was never recorded: catalogs older than the stamps —
+    is hashed; when its hash still matches, its new stamp is recorded, so an old catalog is read in
+    full once and is cheap from then on. A file without a recorded hash cannot be checked and passes;
+    a missing one is the chain check's (``Catalog.chain_is_whole``)."""
+    changed: list[str] = []
+    restamps: dict[str, tuple[int, int]] = {}
+    seen: set[str] = set()
+    for disk in point.disks:
+        for record in catalog.chain(disk):
+            if record.file in seen:
+                continue
+            seen.add(record.file)
+            path = catalog.dir / record.file
+            try:
+                stamp = file_stamp(path)
+            except FileNotFoundError:
+                continue
+            if record.file_hash is None or stamp == (record.file_size, record.file_mtime_ns):
+                continue
+            if file_hash(path, record.file_hash.partition(":")[0]) == record.file_hash:
+                restamps[record.file] = stamp
+            else:
+                changed.append(record.file)
+    if restamps:
+        catalog.restamp(restamps)
+    return changed
 
 
 def verify_point(catalog: Catalog, point: RestorePoint) -> list[DiskVerification]:
