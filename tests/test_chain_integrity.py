@@ -18,18 +18,6 @@ from tests.test_cli_backup_job import MiB, backup, files_by_disk, point_dir
 
 
 @pytest.fixture
-def dcli(
-    data_engine: DataEngine,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Cli:
-    cli = Cli(data_engine, tmp_path, monkeypatch, capsys)
-    monkeypatch.setenv("OVBACKUP_DIR", str(tmp_path / "backups"))
-    return cli
-
-
-@pytest.fixture
 def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The files the chain check reads in full (a spy on the real hash)."""
     names: list[str] = []
