@@ -63,3 +63,25 @@ def test_on_poll_is_told_each_state_and_the_end_and_nothing_is_printed(
         (None, 2.5),
     ]
     assert capsys.readouterr() == ("", "")
+
+
+def test_a_steady_pace_polls_evenly_first_then_backs_off() -> None:
+    pace = polling.Pace(initial=0.1, factor=2.0, cap=1.0, steady=0.5)
+    intervals = pace.intervals()
+    got = [round(next(intervals), 6) for _ in range(10)]
+    assert got == [0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+
+
+def test_a_wait_after_an_action_does_not_fetch_at_once(fake: FakeTime) -> None:
+    """Right after POST /imagetransfers the reply said initializing: the first fetch waits a step,
+    and a step that ends within the steady second is seen at most one interval late."""
+    fetched: list[float] = []
+
+    def fetch() -> str:
+        fetched.append(fake.now)
+        return "transferring" if fake.now >= 0.5 else "initializing"
+
+    pace = polling.Pace(initial=0.1, factor=1.25, cap=1.0, steady=1.0)
+    polling.wait_for(fetch, lambda v: v == "transferring", timeout=60, what="t", pace=pace, immediately=False)
+    assert fetched[0] == pytest.approx(0.1)
+    assert fetched[-1] == pytest.approx(0.5) and len(fetched) == 5

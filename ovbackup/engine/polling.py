@@ -28,17 +28,21 @@ sleep: Callable[[float], None] = time.sleep
 
 @dataclass(frozen=True)
 class Pace:
-    """Poll intervals: ``initial``, growing by ``factor`` up to ``cap`` seconds."""
+    """Poll intervals: ``initial`` for the first ``steady`` seconds, then growing by ``factor`` up to
+    ``cap`` seconds. A step that ends within ``steady`` is seen at most ``initial`` late."""
 
     initial: float = 1.0
     factor: float = 1.5
     cap: float = 10.0
+    steady: float = 0.0
 
     def intervals(self) -> Iterator[float]:
-        interval = self.initial
+        interval, waited = self.initial, 0.0
         while True:
             yield interval
-            interval = min(self.cap, interval * self.factor)
+            waited += interval
+            if waited >= self.steady - 1e-9:
+                interval = min(self.cap, interval * self.factor)
 
 
 #: backups: their phases follow VM operations (seconds to minutes); start near one second.
@@ -54,13 +58,21 @@ def wait_for(
     describe: Callable[[T], str] = str,
     pace: Pace = BACKUP_PACE,
     on_poll: OnPoll | None = None,
+    immediately: bool = True,
 ) -> T:
-    """Call ``fetch`` until ``done(result)``; raise DeadlineError after ``timeout`` seconds."""
+    """Call ``fetch`` until ``done(result)``; raise DeadlineError after ``timeout`` seconds.
+
+    ``immediately=False`` waits one interval before the first fetch: for a wait that starts right
+    after an action whose reply already said the state (a new disk is ``locked``, a new transfer
+    ``initializing``, a finalized one ``finalizing_success``), an instant fetch only repeats it.
+    """
     now = clock
     start = now()
     elapsed = 0.0
     intervals = pace.intervals()
     try:
+        if not immediately:
+            sleep(next(intervals))
         while True:
             value = fetch()
             elapsed = now() - start

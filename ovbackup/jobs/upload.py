@@ -43,7 +43,7 @@ def ended(t: ImageTransfer) -> bool:
 
 
 # A new disk turns ok within a second or two (the engine creates an empty volume): poll like transfers.
-DISK_PACE = polling.Pace(initial=0.1, factor=1.25, cap=2.0)
+DISK_PACE = polling.Pace(initial=0.1, factor=1.25, cap=2.0, steady=1.0)
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,11 @@ class UploadJob:
         return f"curl -X {method} -H 'Version: 4'{data} -u '{conn.username}' '{conn.url}/{path}'"
 
 
-def _wait_disk(service: DiskService, label: str, timeout: float, stopping: threading.Event) -> Disk:
+def _wait_disk(
+    service: DiskService, label: str, timeout: float, stopping: threading.Event, *, created: bool = False
+) -> Disk:
+    """Until the disk is ok; ``created``: it was just added (the reply said locked)."""
+
     def ready(d: Disk) -> bool:
         if stopping.is_set():
             raise TransferError(f"stopped while waiting for disk {label}")
@@ -105,7 +109,9 @@ def _wait_disk(service: DiskService, label: str, timeout: float, stopping: threa
             raise TransferError(f"disk {label} became {d.status}")
         return d.status == "ok"
 
-    return polling.wait_for(service.get, ready, timeout=timeout, what=f"disk {label}", pace=DISK_PACE)
+    return polling.wait_for(
+        service.get, ready, timeout=timeout, what=f"disk {label}", pace=DISK_PACE, immediately=not created
+    )
 
 
 def _open_transfers_of(service: ImageTransfersService, disk_id: str) -> list[ImageTransfer]:
@@ -218,7 +224,7 @@ def restore_disk(job: UploadJob, plan: DiskPlan) -> RestoredDisk:
     created = disks.add(plan.new)
     ids[0] = created.id
     service = disks.disk_service(created.id)
-    _wait_disk(service, label, job.opts.disk_timeout, job.stopping)
+    _wait_disk(service, label, job.opts.disk_timeout, job.stopping, created=created.status != "ok")
     if job.stopping.is_set():
         raise TransferError("stopped before the upload started")
     transfer_id, url, proxy, transfer_undo = _open_transfer(job, created.id, "upload")
