@@ -19,7 +19,9 @@ import pytest
 from ovirt_fake_engine import DiskSpec, Vm
 from ovirt_fake_engine.demo import DataEngine
 
+from ovbackup.errors import LockedError
 from ovbackup.imageio import client as transfer
+from ovbackup.jobs import fleet as fleet_job
 from tests.harness import Cli, Result
 
 MiB = 1 << 20
@@ -465,7 +467,7 @@ def test_two_shard_processes_share_one_directory_without_overlap(
 
 
 def test_backup_prune_applies_the_policy_to_each_vm_that_succeeded(
-    dcli: Cli, data_engine: DataEngine, fleet: dict[str, Vm], tmp_path: Path
+    dcli: Cli, data_engine: DataEngine, fleet: dict[str, Vm], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tmp_path / "ovbackup.conf"
     config.write_text("[nightly]\nkeep_last = 1\nmerge = yes\n")
@@ -498,4 +500,19 @@ def test_backup_prune_applies_the_policy_to_each_vm_that_succeeded(
     assert rows["app01"]["status"] == "ok" and rows["app02"]["status"] == "failed"
     assert "but the prune after it failed: cannot read the prune journal" in rows["app02"]["error"]
     assert rows["app02"]["point"] in [p["name"] for p in catalog(tmp_path, "app02") if p["complete"]]
+    # a `prune` elsewhere takes app01's lock between its backup and its prune: failed, not ok or skipped
+    (tmp_path / "backups" / "app02" / ".prune-journal.json").unlink()
+    real = fleet_job.run_prune
+
+    def lock_taken(root: Path, vm: str, *args: Any, **kwargs: Any) -> Any:
+        if vm == "app01":
+            raise LockedError("VM app01 is locked by another ovbackup run (pid 4242)")
+        return real(root, vm, *args, **kwargs)
+
+    monkeypatch.setattr(fleet_job, "run_prune", lock_taken)
+    r = dcli(*argv, "app01", "app02", "--prune")
+    assert r.code == 10, r.stderr
+    rows = by_vm(r)
+    assert rows["app02"]["status"] == "ok" and rows["app01"]["status"] == "failed", rows
+    assert "but the prune after it failed" in rows["app01"]["error"] and "lock" in rows["app01"]["error"]
     assert_nothing_open(data_engine, fleet)

@@ -217,7 +217,7 @@ class _Run:
                 result.status, result.restore_point = OK, point
                 result.point, result.mode, result.bytes = point.name, point.mode, point.bytes_transferred
                 if self.opts.prune is not None:
-                    self.prune(point, self.opts.prune, reporter)
+                    self.prune(result, point, self.opts.prune, reporter)
         except LockedError as e:
             result.error, result.exit_code, result.exception = str(e), e.exit_code, e
         except RefusedError as e:
@@ -245,14 +245,16 @@ class _Run:
         self.reporter.vm_finished(result)
         return result
 
-    def prune(self, point: RestorePoint, opts: PruneOptions, reporter: Reporter) -> None:
-        """The VM's retention after its successful backup. A failure makes the VM ``failed`` (monitoring
-        must see a directory that no longer shrinks) with a message saying the backup itself is safe."""
+    def prune(self, result: VmResult, point: RestorePoint, opts: PruneOptions, reporter: Reporter) -> None:
+        """The VM's retention after its successful backup. Any failure (its lock held by a ``prune``
+        elsewhere included) makes the VM ``failed``: monitoring must see a directory that no longer
+        shrinks; the message says the backup itself is safe."""
         try:
             pruned = run_prune(self.root, point.vm_name, opts, reporter, confirm=lambda _: None)
         except OvbackupError as e:
-            e.message = f"backed up as {point.name}, but the prune after it failed: {e.message}"
-            raise
+            result.status, result.exit_code, result.exception = FAILED, e.exit_code, e
+            result.error = f"backed up as {point.name}, but the prune after it failed: {e}"
+            return
         reporter.note(
             f"pruned {len(pruned.plan.removed)} restore point(s) of {point.vm_name}, "
             f"freed {pruned.freed_bytes} bytes"
