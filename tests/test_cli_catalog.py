@@ -22,15 +22,18 @@ def one_line(cli: Cli, code: int, *args: str) -> str:
 
 def test_a_wrong_dir_is_a_configuration_error_and_creates_nothing(dcli: Cli, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-dir"
-    for command in ("catalog", "verify"):
-        line = one_line(dcli, 2, command, "web01", "--dir", str(missing))
+    # every command that reads restore points; restore and export would otherwise say "no restore
+    # points of VM" (exit 4), hiding the typo in --dir behind what looks like a missing VM
+    commands = [("catalog",), ("verify",), ("restore",), ("export", "--to", str(tmp_path / "out"))]
+    for command, *extra in commands:
+        line = one_line(dcli, 2, command, "web01", "--dir", str(missing), *extra)
         assert f"backup directory {missing} does not exist" in line and "--dir" in line
-    assert not missing.exists()
+    assert not missing.exists() and not (tmp_path / "out").exists()
 
     regular = tmp_path / "a-file"
     regular.write_text("not a directory\n")
-    for command in ("catalog", "verify"):
-        line = one_line(dcli, 2, command, "web01", "--dir", str(regular))
+    for command, *extra in commands:
+        line = one_line(dcli, 2, command, "web01", "--dir", str(regular), *extra)
         assert f"backup directory {regular} is not a directory" in line
     assert regular.read_text() == "not a directory\n"
 

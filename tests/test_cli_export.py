@@ -129,6 +129,7 @@ def test_interrupted_export_removes_what_it_wrote(
 
 
 def test_export_of_an_unknown_or_incomplete_point(dcli: Cli, data_engine: DataEngine, tmp_path: Path) -> None:
+    (tmp_path / "backups").mkdir()  # the directory exists, the VM has no points in it yet
     r = dcli("export", "web01", "--to", str(tmp_path / "x"))
     assert r.code == 4 and "no restore points of VM 'web01'" in r.stderr
     backup(dcli)

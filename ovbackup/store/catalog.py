@@ -394,9 +394,10 @@ class Catalog:
 
 
 def existing_root(root: Path) -> Path:
-    """``root`` for a command that only looks at a backup directory (``catalog``, ``verify``): one that
-    does not exist, or is not a directory, is a wrong path (exit 2) — said loudly, so a cron job with a
-    typo in ``--dir`` notices instead of reporting no restore points — and nothing is created in it."""
+    """``root`` for a command that only reads a backup directory (``catalog``, ``verify``, ``restore``,
+    ``export``): one that does not exist, or is not a directory, is a wrong path (exit 2) — said
+    loudly, so a cron job with a typo in ``--dir`` notices instead of reporting no restore points —
+    and nothing is created in it."""
     hint = "check --dir, OVBACKUP_DIR or the config section's backup_dir"
     if not root.exists():
         raise ConfigError(f"backup directory {root} does not exist", hint=hint)

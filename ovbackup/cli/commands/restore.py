@@ -208,10 +208,10 @@ def restore_cmd(
     from ovbackup.imageio.client import require_tools
     from ovbackup.jobs.restore import RestoreOptions, run_restore
     from ovbackup.jobs.upload import UploadOptions
-    from ovbackup.store.catalog import find_catalog
+    from ovbackup.store.catalog import existing_root, find_catalog
 
     s = settings(ctx, output=output, timeout=timeout, debug=debug, backup_dir=directory)
-    catalog = find_catalog(_backup_dir(s), vm)
+    catalog = find_catalog(existing_root(_backup_dir(s)), vm)
     opts = RestoreOptions(
         name=name,
         cluster=cluster,
@@ -292,12 +292,12 @@ def export_cmd(
     from ovbackup.errors import ConfigError
     from ovbackup.imageio.client import require_tools
     from ovbackup.jobs.export import run_export
-    from ovbackup.store.catalog import find_catalog
+    from ovbackup.store.catalog import existing_root, find_catalog
 
     s = settings(ctx, output=output, debug=debug, backup_dir=directory)
     if not to:
         raise ConfigError("export needs --to DEST, the directory to write the images into")
-    catalog = find_catalog(_backup_dir(s), vm)
+    catalog = find_catalog(existing_root(_backup_dir(s)), vm)
     image_format = _format(fmt)
     require_tools("exporting", imageio=False, tools=("qemu-img",))
     with signals_as_interrupt():
