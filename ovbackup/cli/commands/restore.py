@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from ovbackup.cli.commands.backups import VmArg
-from ovbackup.cli.commands.data import DirOpt, WorkersOpt, _backup_dir
+from ovbackup.cli.commands.data import DirOpt, FormatOpt, WorkersOpt, _backup_dir
 from ovbackup.cli.context import connect, note, settings, signals_as_interrupt
 from ovbackup.cli.help import Command
 from ovbackup.cli.options import DebugOpt, OutputOpt, ProgressOpt, TimeoutOpt, offer
@@ -272,16 +272,7 @@ def export_cmd(
         Optional[str],  # noqa: UP045
         typer.Option("--to", metavar="DEST", help="Directory for the images and vm.ovf (required)."),
     ] = None,
-    fmt: Annotated[
-        str,
-        typer.Option(
-            "--format",
-            metavar="qcow2|raw",
-            help="Image format.",
-            case_sensitive=False,
-            autocompletion=offer("qcow2", "raw"),
-        ),
-    ] = "qcow2",
+    fmt: FormatOpt = "qcow2",
     disk: RestoreDiskOpt = None,
     output: OutputOpt = None,
     debug: DebugOpt = False,
