@@ -7,6 +7,7 @@ end-to-end runs; only sleeping is faked, so a 15-minute wait takes no real time.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,3 +97,16 @@ class Cli:
         code = main(argv)
         out, err = self.capsys.readouterr()
         return Result(code, out, err)
+
+
+def process_env(engine: FakeEngine, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of an ``ovbackup`` run as its own process against ``engine``: none of the
+    caller's OVIRT_/OVBACKUP_/NO_COLOR settings, a private config home, and the password in
+    ``tmp_path/password`` (for ``--password-file``); ``extra`` on top."""
+    password = tmp_path / "password"
+    password.write_text(engine.password + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OVIRT_", "OVBACKUP_", "NO_COLOR"))}
+    env.update(
+        OVIRT_URL=engine.url, OVIRT_USERNAME=engine.username, XDG_CONFIG_HOME=str(tmp_path / "xdg"), **extra
+    )
+    return env

@@ -16,18 +16,11 @@ from pathlib import Path
 import pytest
 from ovirt_fake_engine.demo import DataEngine
 
+from tests.harness import process_env
+
 
 def environment(engine: DataEngine, tmp_path: Path) -> dict[str, str]:
-    password = tmp_path / "password"
-    password.write_text(engine.password + "\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OVIRT_", "OVBACKUP_", "NO_COLOR"))}
-    env.update(
-        OVIRT_URL=engine.url,
-        OVIRT_USERNAME=engine.username,
-        OVBACKUP_DIR=str(tmp_path / "backups"),
-        XDG_CONFIG_HOME=str(tmp_path / "xdg"),
-    )
-    return env
+    return process_env(engine, tmp_path, OVBACKUP_DIR=str(tmp_path / "backups"))
 
 
 def start_backup(engine: DataEngine, tmp_path: Path, *args: str, **popen: object) -> subprocess.Popen[str]:

@@ -24,6 +24,7 @@ from ovirt_fake_engine.demo import DataEngine
 from rich.cells import cell_len
 
 from ovbackup.store.catalog import Catalog, DiskRecord, RestorePoint
+from tests.harness import process_env
 
 COLOUR = re.compile(r"\x1b\[(?:\d+;)*(?:3[0-7]|9[0-7]|38)(?:;|m)")  # SGR foreground colours
 
@@ -77,18 +78,7 @@ def run_on_pty(
 
 
 def environment(engine: FakeEngine, tmp_path: Path, **extra: str) -> dict[str, str]:
-    password = tmp_path / "password"
-    password.write_text(engine.password + "\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OVIRT_", "OVBACKUP_", "NO_COLOR"))}
-    env.update(
-        OVIRT_URL=engine.url,
-        OVIRT_USERNAME=engine.username,
-        TERM="xterm-256color",
-        COLUMNS="200",
-        XDG_CONFIG_HOME=str(tmp_path / "xdg"),
-        **extra,
-    )
-    return env
+    return process_env(engine, tmp_path, **{"TERM": "xterm-256color", "COLUMNS": "200", **extra})
 
 
 def test_colour_on_a_terminal_unless_no_color(engine: FakeEngine, web01: Vm, tmp_path: Path) -> None:
